@@ -34,4 +34,11 @@ d = { 'settings': { 'branch': 'main',
                             'ihkd.heads.pooled_head': ('heads.html#pooled_head', 'ihkd/heads.py'),
                             'ihkd.heads.save_heads': ('heads.html#save_heads', 'ihkd/heads.py'),
                             'ihkd.heads.stage_layers': ('heads.html#stage_layers', 'ihkd/heads.py'),
-                            'ihkd.heads.trace': ('heads.html#trace', 'ihkd/heads.py')}}}
+                            'ihkd.heads.trace': ('heads.html#trace', 'ihkd/heads.py')},
+            'ihkd.losses': { 'ihkd.losses.CohortLoss': ('losses.html#cohortloss', 'ihkd/losses.py'),
+                             'ihkd.losses.CohortLoss.__call__': ('losses.html#cohortloss.__call__', 'ihkd/losses.py'),
+                             'ihkd.losses.CohortLoss.__init__': ('losses.html#cohortloss.__init__', 'ihkd/losses.py'),
+                             'ihkd.losses.CohortLoss._per_member': ('losses.html#cohortloss._per_member', 'ihkd/losses.py'),
+                             'ihkd.losses.CohortLoss.combine': ('losses.html#cohortloss.combine', 'ihkd/losses.py'),
+                             'ihkd.losses.CohortLoss.kd_terms': ('losses.html#cohortloss.kd_terms', 'ihkd/losses.py'),
+                             'ihkd.losses.kd_loss': ('losses.html#kd_loss', 'ihkd/losses.py')}}}
