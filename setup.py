@@ -27,7 +27,7 @@ setuptools.setup(
                  f"Intended Audience :: {cfg['audience']}", f"License :: {lic[1]}",
                  f"Natural Language :: {cfg['language']}"] +
                 [f'Programming Language :: Python :: {v}' for v in py_versions],
-    packages=setuptools.find_packages(include=[cfg['lib_path'], cfg['lib_path']+'.*']),
+    packages=setuptools.find_namespace_packages(include=[cfg['lib_path'], cfg['lib_path']+'.*'], exclude=['*.__pycache__']),
     include_package_data=True, zip_safe=False, python_requires=f'>={min_python}',
     install_requires=requirements, extras_require={'dev': dev_requirements},
     entry_points={'console_scripts': scripts, 'nbdev': [f"{cfg['lib_path']}={cfg['lib_path']}._modidx:d"]})
