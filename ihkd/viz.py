@@ -177,7 +177,7 @@ def plot_losses(
     "Each loss component over the training batches, from `loss_history(src)`."
     hist = loss_history(src)
     if not any(len(v) for v in hist.values()):
-        raise ValueError("The loss history is empty: `Learner.validate` and `get_preds` start a new one, so plot (or copy) it before validating.")
+        raise ValueError("The loss history is empty: nothing has been trained with this CohortDistill yet.")
     fig = Figure(figsize=(6, 3.5), layout='constrained')
     ax = fig.subplots()
     for n,v in hist.items():
