@@ -16,7 +16,6 @@ from pathlib import Path
 
 import torch
 from fastai.learner import Learner
-from fastai.callback.core import Callback, CancelValidException
 from fastai.losses import CrossEntropyLossFlat
 from fastai.torch_core import set_seed
 
@@ -26,16 +25,9 @@ from ihkd.data import fashion_mnist
 from ihkd.models import get_model
 from ihkd.pipeline import versions
 from ihkd.scale import SkipClassifier, cached_heads_learner, cache_features, feature_bytes
+from timers import TrainTimer
 
 TARGETS = {'heads': 0.40, 'heads_skip': 0.40, 'heads_cached': 0.05}
-
-class TrainTimer(Callback):
-    "Wall time of the training phase of each epoch; validation is skipped."
-    order = 100
-    def before_fit(self): self.times = []
-    def before_train(self): self.t0 = time.perf_counter()
-    def after_train(self): self.times.append(time.perf_counter() - self.t0)
-    def before_validate(self): raise CancelValidException()
 
 def parse():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])

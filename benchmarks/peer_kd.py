@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 from fastai.learner import Learner
-from fastai.callback.core import Callback, CancelValidException, CancelFitException
+from fastai.callback.core import Callback, CancelFitException
 from fastai.data.core import DataLoaders
 from fastai.losses import CrossEntropyLossFlat
 from fastai.torch_core import set_seed
@@ -31,17 +31,10 @@ from ihkd.callbacks import CohortDistill
 from ihkd.data import fashion_mnist
 from ihkd.models import get_model
 from ihkd.pipeline import versions
+from timers import TrainTimer
 
 VARIANTS = ['ce', 'fasterai_kd', 'fasterai_kd_frozen', 'ihkd_kd', 'ihkd_dih']
 ALPHA, T = 0.1, 5.
-
-class TrainTimer(Callback):
-    "Wall time of the training phase of each epoch; validation is skipped."
-    order = 100
-    def before_fit(self): self.times = []
-    def before_train(self): self.t0 = time.perf_counter()
-    def after_train(self): self.times.append(time.perf_counter() - self.t0)
-    def before_validate(self): raise CancelValidException()
 
 def parse():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
