@@ -5,12 +5,17 @@ method; each student is then trained once per method. Every finished piece is wr
 `accuracy.json` with the markdown table and the plot beside it, so an interrupted run keeps what it finished and
 resumes where it stopped (checkpoints in `--work`).
 
+Several processes may share one results file and one `--work` folder (same config, their own `--seeds`), one per core
+or per GPU: they take turns on the file, and a piece that several need (the shared teacher, say) is trained by the
+first to ask while the others wait for it.
+
     OMP_NUM_THREADS=1 python benchmarks/accuracy.py --n_train 5000 --epochs 3 --seeds 0 1 2      # Fashion-MNIST, CPU
     python benchmarks/accuracy.py --recipe cifar100 --data_path ~/.fastai/data/cifar100           # the paper's CIFAR-100 recipe
     python benchmarks/accuracy.py --report                                                         # redraw table and plot from the JSON
 """
 from __future__ import annotations
-import argparse, json, os, platform, shlex, sys, time
+import argparse, fcntl, json, os, platform, shlex, sys, time
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -93,9 +98,17 @@ def model(name, dls):
 # ---- results file ----
 
 def atomic_write(path, text):
-    tmp = Path(f'{path}.tmp')
+    tmp = Path(f'{path}.{os.getpid()}.tmp')
     tmp.write_text(text)
     os.replace(tmp, path)
+
+@contextmanager
+def locked(path):
+    "Hold an exclusive lock on the file `path` while the block runs: processes sharing results or checkpoints take turns."
+    with open(path, 'a') as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try: yield
+        finally: fcntl.flock(f, fcntl.LOCK_UN)
 
 class Results:
     "The JSON of every run, kept on disk after each change; the table and plot are redrawn from it."
@@ -103,29 +116,49 @@ class Results:
         self.out,self.name = Path(args.out),args.name
         self.out.mkdir(parents=True, exist_ok=True)
         self.file = self.out/f'{self.name}.json'
+        self.lock = self.out/f'.{self.name}.lock'
+        if args.report:
+            if not self.file.exists(): sys.exit(f"No results at {self.file} to report.")
+            return self.load()
         config = {k: getattr(args, k) for k in CONFIG_KEYS}
         cmd = 'OMP_NUM_THREADS=%s python benchmarks/accuracy.py %s' % (os.environ.get('OMP_NUM_THREADS', ''), shlex.join(argv))
-        if self.file.exists() and not args.force:
-            self.d = json.loads(self.file.read_text())
-            if args.report: return
-            if self.d['config']!=config:
-                diff = {k: (self.d['config'].get(k), v) for k,v in config.items() if self.d['config'].get(k)!=v}
-                sys.exit(f"{self.file} holds a benchmark with another config (saved, asked): {diff}. Use --out/--name, or --force.")
-            self.d['commands'].append(cmd)
-        else:
-            if args.report: sys.exit(f"No results at {self.file} to report.")
-            self.d = {'config': config, 'seeds': [], 'commands': [cmd], 'machine': machine(),
-                      'started': datetime.now(timezone.utc).isoformat(timespec='seconds'), 'teachers': [], 'assistants': [], 'heads': [], 'runs': []}
-        for s in args.seeds:
-            if s not in self.d['seeds']: self.d['seeds'].append(s)
+        with locked(self.lock):
+            if self.file.exists() and not args.force:
+                self.load()
+                if self.d['config']!=config:
+                    diff = {k: (self.d['config'].get(k), v) for k,v in config.items() if self.d['config'].get(k)!=v}
+                    sys.exit(f"{self.file} holds a benchmark with another config (saved, asked): {diff}. Use --out/--name, or --force.")
+                self.d['commands'].append(cmd)
+            else:
+                self.d = {'config': config, 'seeds': [], 'commands': [cmd], 'machine': machine(),
+                          'started': datetime.now(timezone.utc).isoformat(timespec='seconds'), 'teachers': [], 'assistants': [], 'heads': [], 'runs': []}
+            self.d['seeds'] = sorted(set(self.d['seeds']) | set(args.seeds))
+            self.d.pop('finished', None)
+            self.save()
 
-    def find(self, kind, **kw): return next((r for r in self.d[kind] if all(r.get(k)==v for k,v in kw.items())), None)
+    def load(self): self.d = json.loads(self.file.read_text())
+    def save(self): atomic_write(self.file, json.dumps(self.d, indent=1))
+
+    def find(self, kind, **kw):
+        self.load() # another process may have added it
+        return next((r for r in self.d[kind] if all(r.get(k)==v for k,v in kw.items())), None)
 
     def add(self, kind, rec):
-        self.d[kind].append(rec)
-        self.d['updated'] = datetime.now(timezone.utc).isoformat(timespec='seconds')
-        atomic_write(self.file, json.dumps(self.d, indent=1))
-        self.report(plot=False)
+        with locked(self.lock):
+            self.load()
+            self.d[kind].append(rec)
+            self.d['updated'] = datetime.now(timezone.utc).isoformat(timespec='seconds')
+            self.save()
+            self.report(plot=False)
+
+    def finish(self):
+        "Mark the benchmark finished once every seed asked for, by any process, is complete; redraw table and plot."
+        with locked(self.lock):
+            self.load()
+            if complete_seeds(self.d)==self.d['seeds']:
+                self.d['finished'] = datetime.now(timezone.utc).isoformat(timespec='seconds')
+                self.save()
+            self.report()
 
     def report(self, plot=True):
         atomic_write(self.out/f'{self.name}.md', table(self.d))
@@ -139,37 +172,45 @@ def step(seed, c):
     set_seed(seed, reproducible=True)
     return dls
 
+def piece(work, seed, name):
+    "The checkpoint file of a shared piece, and a lock that makes a second process wait while the first trains it."
+    d = work/f'seed{seed}'
+    d.mkdir(parents=True, exist_ok=True)
+    return d/f'{name}.pth', locked(d/f'.{name}.lock')
+
 def teacher(seed, c, res, work):
     if c['teacher_seed'] is not None: seed = c['teacher_seed']
-    (work/f'seed{seed}').mkdir(parents=True, exist_ok=True)
-    f = work/f'seed{seed}'/'teacher.pth'
-    if res.find('teachers', seed=seed) and f.exists(): return load_checkpoint(model(c['teacher'], data(c)), f)
-    dls = step(seed, c)
-    learn, rec = train_teacher(model(c['teacher'], dls), dls, c['teacher_epochs'], c['lr'], work/f'seed{seed}', quiet=True)
-    save_checkpoint(learn.model, f)
-    res.add('teachers', {'seed': seed, **rec, 'model': c['teacher']})
-    return learn.model
+    f, lock = piece(work, seed, 'teacher')
+    with lock:
+        if res.find('teachers', seed=seed) and f.exists(): return load_checkpoint(model(c['teacher'], data(c)), f)
+        dls = step(seed, c)
+        learn, rec = train_teacher(model(c['teacher'], dls), dls, c['teacher_epochs'], c['lr'], work/f'seed{seed}', quiet=True)
+        save_checkpoint(learn.model, f)
+        res.add('teachers', {'seed': seed, **rec, 'model': c['teacher']})
+        return learn.model
 
 def assistant(seed, c, res, work):
-    f = work/f'seed{seed}'/'assistant.pth'
-    if res.find('assistants', seed=seed) and f.exists(): return load_checkpoint(model(c['assistant'], data(c)), f)
-    t = teacher(seed, c, res, work)
-    dls = step(seed, c)
-    learn, rec = distill(model(c['assistant'], dls), dls, 'kd', t, c['epochs'], c['lr'], c['alpha'], c['T'], c['mode'], work/f'seed{seed}', True)
-    save_checkpoint(learn.model, f)
-    res.add('assistants', {'seed': seed, **rec, 'model': c['assistant']})
-    return learn.model
+    f, lock = piece(work, seed, 'assistant')
+    with lock:
+        if res.find('assistants', seed=seed) and f.exists(): return load_checkpoint(model(c['assistant'], data(c)), f)
+        t = teacher(seed, c, res, work)
+        dls = step(seed, c)
+        learn, rec = distill(model(c['assistant'], dls), dls, 'kd', t, c['epochs'], c['lr'], c['alpha'], c['T'], c['mode'], work/f'seed{seed}', True)
+        save_checkpoint(learn.model, f)
+        res.add('assistants', {'seed': seed, **rec, 'model': c['assistant']})
+        return learn.model
 
 def heads(seed, kind, c, res, work):
-    f = work/f'seed{seed}'/f'heads_{kind}.pth'
     t = teacher(seed, c, res, work) # a fresh copy per head kind: the hooks of one HeadedModel never fire for another
-    if res.find('heads', seed=seed, head=kind) and f.exists():
-        return load_heads(HeadedModel(t, head=HEADS[kind], x=data(c).valid.one_batch()[0][:2]), f)
-    dls = step(seed, c)
-    learn, rec = train_heads(t, dls, c['head_epochs'], c['lr'], kind, path=work/f'seed{seed}', quiet=True)
-    save_heads(learn.model, f)
-    res.add('heads', {'seed': seed, **rec})
-    return learn.model
+    f, lock = piece(work, seed, f'heads_{kind}')
+    with lock:
+        if res.find('heads', seed=seed, head=kind) and f.exists():
+            return load_heads(HeadedModel(t, head=HEADS[kind], x=data(c).valid.one_batch()[0][:2]), f)
+        dls = step(seed, c)
+        learn, rec = train_heads(t, dls, c['head_epochs'], c['lr'], kind, path=work/f'seed{seed}', quiet=True)
+        save_heads(learn.model, f)
+        res.add('heads', {'seed': seed, **rec})
+        return learn.model
 
 def student(seed, name, method, c, res, work):
     if res.find('runs', seed=seed, student=name, method=method): return
@@ -194,10 +235,8 @@ def run(args, argv):
             for method in c['methods']: student(seed, name, method, c, res, work)
         for kind in ('paper', 'pooled'): # the head ladder is reported even when no DIH method asked for these heads
             if any(METHODS[m][1]==kind for m in c['methods']): heads(seed, kind, c, res, work)
-        res.report()
-    res.d['finished'] = datetime.now(timezone.utc).isoformat(timespec='seconds')
-    atomic_write(res.file, json.dumps(res.d, indent=1))
-    res.report()
+        with locked(res.lock): res.report()
+    res.finish()
     print(f"\n{res.file}\n{res.out/(res.name+'.md')}\n{res.out/(res.name+'.png')}")
 
 # ---- table and plot ----
@@ -280,7 +319,10 @@ def draw(d, fn):
                      label=f"{kind} heads ({sum(rs[0]['params'].values()):,} params)")
         ax2.set_xticks(range(len(names)), [n if n!='output' else 'teacher\noutput' for n in names])
     ax2.set_ylabel('test accuracy (%)'); ax2.set_title('Head-accuracy ladder of the teacher'); ax2.legend(fontsize=8); ax2.grid(alpha=0.3)
-    fig.tight_layout(); fig.savefig(fn, dpi=80); plt.close(fig)
+    fig.tight_layout()
+    tmp = Path(f'{fn}.{os.getpid()}.tmp')
+    fig.savefig(tmp, dpi=80, format='png'); plt.close(fig)
+    os.replace(tmp, fn)
 
 if __name__=='__main__':
     argv = sys.argv[1:]
