@@ -95,7 +95,7 @@ def train_teacher(
     secs = _fit(learn, epochs, lr, 'accuracy', quiet)
     return learn, _model_record(learn, str(model) if isinstance(model, str) else type(model).__name__, secs, quiet)
 
-# %% ../nbs/05_pipeline.ipynb #b5e59f6b
+# %% ../nbs/05_pipeline.ipynb #1ab654bd
 HEADS = {'paper': paper_head, 'pooled': pooled_head, 'conv': conv_head}
 
 def train_heads(
@@ -111,7 +111,7 @@ def train_heads(
     learn = heads_learner(dls, hm, opt_func=reference_opt(), path=path, model_dir='tmp')
     secs = _fit(learn, epochs, lr, 'valid_loss', quiet)
     accs = _evaluate(learn, dls.test, quiet)[1:]
-    return learn, {'head': head, 'test_acc': {n: round(a, 4) for n,a in zip(hm.names, accs)},
+    return learn, {'head': head, 'lr': lr, 'test_acc': {n: round(a, 4) for n,a in zip(hm.names, accs)},
                    'params': {n: n_params(hm.head(n)) for n in hm.layers}, 'seconds': secs}
 
 # %% ../nbs/05_pipeline.ipynb #29e65bcf
@@ -164,7 +164,7 @@ def load_checkpoint(model:nn.Module, path) -> nn.Module:
         raise ValueError(f"{path} holds weights of a different architecture than this {type(model).__name__}:\n{e}") from None
     return model
 
-# %% ../nbs/05_pipeline.ipynb #d59f3a4a
+# %% ../nbs/05_pipeline.ipynb #5cd91deb
 def versions() -> dict:
     "Versions of the software and the machine a result came from."
     return {'ihkd': ihkd.__version__, 'torch': torch.__version__, 'fastai': fastai.__version__, 'python': platform.python_version(),
@@ -175,9 +175,10 @@ class Run:
     def __init__(self, out='ihkd-run', data='embedded', teacher='resnet20', student='resnet8', methods=DEFAULT_METHODS,
                  teacher_epochs:int=6, head_epochs:int=3, student_epochs:int=6, lr:float=0.1, bs:int=64, seed:int=42,
                  n_train:int|None=None, head:str='paper', alpha:float=0.1, T:float=5., mode:str='paper',
-                 assistant:str='resnet20', drop:float=0.5, quiet:bool=False, force:bool=False):
+                 assistant:str='resnet20', drop:float=0.5, head_lr:float|None=None, quiet:bool=False, force:bool=False):
         self.config = dict(data=str(data), teacher=teacher, student=student, methods=list(methods), teacher_epochs=teacher_epochs,
-                           head_epochs=head_epochs, student_epochs=student_epochs, lr=lr, bs=bs, seed=seed, n_train=n_train,
+                           head_epochs=head_epochs, student_epochs=student_epochs, lr=lr, head_lr=lr if head_lr is None else head_lr,
+                           bs=bs, seed=seed, n_train=n_train,
                            head=head, alpha=alpha, T=T, mode=mode, assistant=assistant, drop=drop)
         bad = [m for m in methods if m not in METHODS]
         if bad: raise ValueError(f"Unknown methods {bad}: use some of {', '.join(METHODS)}.")
@@ -220,7 +221,7 @@ class Run:
         self.record['steps'][step] = rec
         self._save_record()
 
-# %% ../nbs/05_pipeline.ipynb #a3480411
+# %% ../nbs/05_pipeline.ipynb #510b94a9
 @patch
 def teacher(self:Run) -> nn.Module:
     "The trained teacher: loaded from `teacher.pth` if that step is done, else trained and saved."
@@ -241,7 +242,7 @@ def heads(self:Run) -> HeadedModel:
         dls = self._data()
         return load_heads(HeadedModel(teacher, head=HEADS[c['head']], x=dls.valid.one_batch()[0][:2]), self.out/'heads.pth')
     dls = self._start('heads')
-    learn, rec = train_heads(teacher, dls, c['head_epochs'], c['lr'], c['head'], path=self.out, quiet=self.quiet)
+    learn, rec = train_heads(teacher, dls, c['head_epochs'], c['head_lr'], c['head'], path=self.out, quiet=self.quiet)
     save_heads(learn.model, self.out/'heads.pth')
     self._finish('heads', rec)
     return learn.model
@@ -297,7 +298,7 @@ def results_table(record:dict) -> str:
             r = s[f'student_{m}']; rows.append(f"| student, {m.upper()} | {r['model']} | {r['params']:,} | {r['test_acc']:.4f} | {r['seconds']} |")
     return '\n'.join(rows)
 
-# %% ../nbs/05_pipeline.ipynb #f28a904b
+# %% ../nbs/05_pipeline.ipynb #f7505e08
 def _parser():
     common = argparse.ArgumentParser(add_help=False)
     a = common.add_argument
@@ -310,6 +311,7 @@ def _parser():
     a('--drop', type=float, default=0.5, help="dgkd: chance that the teacher or the assistant sits out a batch (default: %(default)s)")
     a('--teacher_epochs', type=int, default=6); a('--head_epochs', type=int, default=3); a('--student_epochs', type=int, default=6)
     a('--lr', type=float, default=0.1); a('--bs', type=int, default=64); a('--seed', type=int, default=42)
+    a('--head_lr', type=float, default=None, help="learning rate of the heads (default: --lr); large paper heads may want less")
     a('--n_train', type=int, default=None, help="use this many training images (train + valid)")
     a('--head', default='paper', choices=list(HEADS), help="head kind (default: %(default)s)")
     a('--alpha', type=float, default=0.1); a('--T', type=float, default=5.)
