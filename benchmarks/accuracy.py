@@ -55,6 +55,7 @@ def parser():
     a('--seeds', type=int, nargs='+'); a('--split_seed', type=int, default=42, help="seed of the train/valid split and subset")
     a('--teacher_seed', type=int, help="train one teacher, with this seed, and share it across the seeds (default: one teacher per seed)")
     a('--T', type=float); a('--alpha', type=float); a('--lr', type=float); a('--bs', type=int)
+    a('--teacher_lr', type=float, help="learning rate of the teacher (default: --lr); a deep teacher trained for few epochs may need less")
     a('--mode', default='paper', choices=['paper', 'normalised'], help="loss mode of KD, TAKD, DGKD (default: %(default)s)")
     a('--drop', type=float, default=0.5, help="DGKD: chance that the teacher or the assistant sits out a batch")
     a('--out', default=str(Path(__file__).parent/'results'), help="folder of accuracy.json/.md/.png")
@@ -70,12 +71,13 @@ def parse(argv=None):
     p.set_defaults(**(RECIPES[recipe] if recipe else FMNIST_DEFAULTS))
     args = p.parse_args(argv)
     args.teacher_epochs = args.teacher_epochs or args.epochs
+    args.teacher_lr = args.teacher_lr or args.lr
     args.head_epochs = args.head_epochs or args.epochs
     args.n_train = args.n_train or None
     return args
 
 CONFIG_KEYS = ('data', 'data_path', 'teacher', 'assistant', 'students', 'methods', 'epochs', 'teacher_epochs', 'head_epochs',
-               'n_train', 'split_seed', 'teacher_seed', 'T', 'alpha', 'lr', 'bs', 'mode', 'drop')
+               'n_train', 'split_seed', 'teacher_seed', 'T', 'alpha', 'lr', 'teacher_lr', 'bs', 'mode', 'drop')
 
 def machine() -> dict:
     cpu = next((l.split(':', 1)[1].strip() for l in Path('/proc/cpuinfo').read_text().splitlines() if l.startswith('model name')), platform.processor()) \
@@ -184,7 +186,7 @@ def teacher(seed, c, res, work):
     with lock:
         if res.find('teachers', seed=seed) and f.exists(): return load_checkpoint(model(c['teacher'], data(c)), f)
         dls = step(seed, c)
-        learn, rec = train_teacher(model(c['teacher'], dls), dls, c['teacher_epochs'], c['lr'], work/f'seed{seed}', quiet=True)
+        learn, rec = train_teacher(model(c['teacher'], dls), dls, c['teacher_epochs'], c['teacher_lr'], work/f'seed{seed}', quiet=True)
         save_checkpoint(learn.model, f)
         res.add('teachers', {'seed': seed, **rec, 'model': c['teacher']})
         return learn.model
@@ -263,7 +265,7 @@ def table(d) -> str:
     lines += [f"# Capacity-gap accuracy benchmark", "",
               f"Data: {c['data']}" + (f" ({c['n_train']:,} training images: train + valid)" if c['n_train'] else " (all training images)") +
               f", validation split from the training set (split seed {c['split_seed']}), full test set evaluated once per model.",
-              f"Teacher {c['teacher']} ({c['teacher_epochs']} epochs" + (f", one teacher trained with seed {c['teacher_seed']} and shared by all seeds" if c['teacher_seed'] is not None else ", one per seed") + f"), heads {c['head_epochs']} epochs, assistant {c['assistant']} and every student "
+              f"Teacher {c['teacher']} ({c['teacher_epochs']} epochs at lr {c['teacher_lr']}" + (f", one teacher trained with seed {c['teacher_seed']} and shared by all seeds" if c['teacher_seed'] is not None else ", one per seed") + f"), heads {c['head_epochs']} epochs, assistant {c['assistant']} and every student "
               f"{c['epochs']} epochs; SGD momentum 0.9, wd 5e-4, lr {c['lr']} with steps x0.1 at 30/60/90% of training, batch {c['bs']}; "
               f"T={c['T']}, alpha={c['alpha']}, DGKD drop={c['drop']}. Seeds: {', '.join(map(str, d['seeds']))}.", "",
               f"Accuracy: test set, mean ± std over the seeds for which every method finished (seeds {', '.join(map(str, done)) or 'none'}; n of them); "
