@@ -294,7 +294,7 @@ def table(d) -> str:
     lines += ["", f"Machine: {ms['cpu']}, {ms['cores']} cores, torch threads {ms['torch_threads']} (OMP_NUM_THREADS={ms['OMP_NUM_THREADS']}); "
               f"ihkd {ms['ihkd']}, torch {ms['torch']}, fastai {ms['fastai']}, Python {ms['python']}, device {ms['device']}.",
               f"Started {d['started']}" + (f", finished {d['finished']}" if 'finished' in d else f", last update {d.get('updated', '-')} (not finished)") + ".",
-              "", "Command(s):", "", *[f"    {cmd}" for cmd in d['commands']], ""]
+              "", "Commands, in the order they started (one that appears again resumed an interrupted run):", "", *[f"    {cmd}" for cmd in d['commands']], ""]
     return '\n'.join(lines)
 
 def draw(d, fn):
