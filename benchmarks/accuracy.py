@@ -24,7 +24,7 @@ from fastai.torch_core import set_seed
 
 from ihkd.callbacks import ModelCohort
 from ihkd.data import cifar
-from ihkd.heads import HeadedModel, save_heads, load_heads
+from ihkd.heads import HeadedModel, save_heads, load_heads, _atomic_save
 from ihkd.models import cifar_resnet
 from ihkd.pipeline import get_data, make_model, train_teacher, train_heads, distill, save_checkpoint, load_checkpoint, versions, HEADS
 
@@ -99,10 +99,7 @@ def model(name, dls):
 
 # ---- results file ----
 
-def atomic_write(path, text):
-    tmp = Path(f'{path}.{os.getpid()}.tmp')
-    tmp.write_text(text)
-    os.replace(tmp, path)
+def write_text(text, path): Path(path).write_text(text)
 
 @contextmanager
 def locked(path):
@@ -139,7 +136,7 @@ class Results:
             self.save()
 
     def load(self): self.d = json.loads(self.file.read_text())
-    def save(self): atomic_write(self.file, json.dumps(self.d, indent=1))
+    def save(self): _atomic_save(json.dumps(self.d, indent=1), self.file, save=write_text)
 
     def find(self, kind, **kw):
         self.load() # another process may have added it
@@ -163,7 +160,7 @@ class Results:
             self.report()
 
     def report(self, plot=True):
-        atomic_write(self.out/f'{self.name}.md', table(self.d))
+        _atomic_save(table(self.d), self.out/f'{self.name}.md', save=write_text)
         if plot: draw(self.d, self.out/f'{self.name}.png')
 
 # ---- the steps ----
@@ -229,7 +226,8 @@ def student(seed, name, method, c, res, work):
 
 def run(args, argv):
     res = Results(args, argv)
-    if args.report: return res.report()
+    if args.report:
+        with locked(res.lock): return res.report() # every write holds the lock, so writers never share a temporary file
     c, work = res.d['config'], Path(args.work)
     for seed in args.seeds:
         (work/f'seed{seed}').mkdir(parents=True, exist_ok=True)
@@ -322,9 +320,8 @@ def draw(d, fn):
         ax2.set_xticks(range(len(names)), [n if n!='output' else 'teacher\noutput' for n in names])
     ax2.set_ylabel('test accuracy (%)'); ax2.set_title('Head-accuracy ladder of the teacher'); ax2.legend(fontsize=8); ax2.grid(alpha=0.3)
     fig.tight_layout()
-    tmp = Path(f'{fn}.{os.getpid()}.tmp')
-    fig.savefig(tmp, dpi=80, format='png'); plt.close(fig)
-    os.replace(tmp, fn)
+    _atomic_save(fig, fn, save=lambda f, path: f.savefig(path, dpi=80, format='png'))
+    plt.close(fig)
 
 if __name__=='__main__':
     argv = sys.argv[1:]

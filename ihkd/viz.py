@@ -13,7 +13,7 @@ from torch import nn, Tensor
 from matplotlib.figure import Figure
 from fastcore.imports import in_colab, ipython_shell
 
-from .heads import HeadedModel, evaluating, trace
+from .heads import HeadedModel, evaluating, trace, model_device
 from .callbacks import CohortDistill
 
 # %% auto #0
@@ -24,7 +24,6 @@ __all__ = ['cohort_predictions', 'accuracies', 'member_params', 'plot_ladder', '
 # %% ../nbs/07_viz.ipynb #5fd410fe
 def _members(m): return list(getattr(m, 'names', None) or ['output']) # a cohort module names its outputs
 def _plain(t): return torch.as_tensor(t).as_subclass(Tensor) # fastai's tensor types (TensorImage, TensorCategory) would follow the logits around
-def _device(m): return next((p.device for p in m.parameters()), torch.device('cpu'))
 
 def cohort_predictions(
     cohort:nn.Module, # a `HeadedModel`, any module with `names` that returns one logits tensor per name, or a plain classifier (`'output'`)
@@ -36,14 +35,14 @@ def cohort_predictions(
     if clash := set(students) & set(_members(cohort)):
         raise ValueError(f"Student names {sorted(clash)} are also names of cohort members; call the students something else.")
     models = [cohort, *students.values()]
-    names = [*_members(cohort), *students]
+    names,devs = [*_members(cohort), *students],[model_device(m) for m in models]
     outs,ys = [],[]
     with ExitStack() as stack: # eval mode and no grad; each model gets its own training flags back afterwards
         for m in models: stack.enter_context(evaluating(m))
         for xb,yb in dl:
             res = []
-            for m in models:
-                o = m(xb.to(_device(m)))
+            for m,d in zip(models, devs):
+                o = m(xb.to(d))
                 res += list(o) if m is cohort and isinstance(o, tuple) else [o]
             outs.append([_plain(o).float().cpu() for o in res]); ys.append(_plain(yb).cpu())
     return {n: torch.cat([o[i] for o in outs]) for i,n in enumerate(names)}, torch.cat(ys).long()
