@@ -1,9 +1,9 @@
 """Capacity-gap accuracy benchmark: CE, KD, TAKD, DGKD and DIH side by side on the same data, epochs, optimizer and schedule.
 
-Per seed the teacher, the assistant (TAKD, DGKD) and the heads (paper and pooled) are trained once and shared by every
-method; each student is then trained once per method. Every finished piece is written at once (atomically) to
-`accuracy.json` with the markdown table and the plot beside it, so an interrupted run keeps what it finished and
-resumes where it stopped (checkpoints in `--work`).
+Each (seed, student, method) is one `ihkd.run.Run` in `--work`/runs; the runs share the teacher, the assistant and the heads
+through the work folder (`Run(work=...)`), so each piece is trained once per seed (or once in all, with `--teacher_seed`).
+Every finished run is added at once (atomically) to `accuracy.json`, with the markdown table and the plot beside it, so an
+interrupted benchmark keeps what it finished and resumes where it stopped.
 
 Several processes may share one results file and one `--work` folder (same config, their own `--seeds`), one per core
 or per GPU: they take turns on the file, and a piece that several need (the shared teacher, say) is trained by the
@@ -14,27 +14,28 @@ first to ask while the others wait for it.
     python benchmarks/accuracy.py --report                                                         # redraw table and plot from the JSON
 """
 from __future__ import annotations
-import argparse, fcntl, json, os, platform, shlex, sys, time
-from contextlib import contextmanager
+import argparse, json, os, platform, shlex, sys, time
 from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
-from fastai.torch_core import set_seed
 
-from ihkd.callbacks import ModelCohort
-from ihkd.data import cifar
-from ihkd.heads import HeadedModel, save_heads, load_heads, _atomic_save
-from ihkd.models import cifar_resnet
-from ihkd.pipeline import get_data, make_model, train_teacher, train_heads, distill, save_checkpoint, load_checkpoint, versions, HEADS
+from ihkd.core import atomic_save, config_diff, locked, versions
+from ihkd.models import cifar_resnet, register_model
+from ihkd.methods import METHODS
+from ihkd.run import Run
 
-# name -> (pipeline method, head kind, loss mode); the loss mode of the others is `--mode`
-METHODS = {'ce': ('ce', None, None), 'kd': ('kd', None, None), 'takd': ('takd', None, None), 'dgkd': ('dgkd', None, None),
-           'dih': ('dih', 'paper', 'paper'), 'dih_norm': ('dih', 'paper', 'normalised'), 'dih_pooled': ('dih', 'pooled', 'paper')}
-LABELS = {'ce': 'CE only', 'kd': 'KD', 'takd': 'TAKD', 'dgkd': 'DGKD', 'dih': 'DIH (paper loss)',
-          'dih_norm': 'DIH (normalised loss)', 'dih_pooled': 'DIH (pooled heads)'}
-# models beyond the zoo: a ResNet-8 at half width, a student still smaller than ResNet-8
-EXTRA_MODELS = {'resnet8_half': dict(depth=8, widths=(8,16,32), stem=8)}
+# benchmark variants of a registered method: name -> (method, Run options, label); every registered method is a variant of itself
+VARIANTS = {'dih': ('dih', dict(head='paper', mode='paper'), 'DIH (paper loss)'),
+            'dih_norm': ('dih', dict(head='paper', mode='normalised'), 'DIH (normalised loss)'),
+            'dih_pooled': ('dih', dict(head='pooled', mode='paper'), 'DIH (pooled heads)')}
+def variants(): return {**{m: (m, {}, 'CE only' if m=='ce' else METHODS[m].label) for m in METHODS}, **VARIANTS}
+
+def resnet8_half(n_out=100, in_channels=3):
+    "A ResNet-8 at half width: a student still smaller than ResNet-8."
+    return cifar_resnet(8, n_out, in_channels, widths=(8,16,32), stem=8)
+register_model('resnet8_half', resnet8_half)
+
 RECIPES = {'cifar100': dict(data='cifar100', teacher='resnet110', students=['resnet8'], assistant='resnet20', epochs=200,
                             n_train=None, seeds=[0, 1, 2], T=5., alpha=0.1, lr=0.1, bs=64)}
 FMNIST_DEFAULTS = dict(data='fashion-mnist', teacher='resnet56', students=['resnet8', 'resnet8_half'], assistant='resnet20',
@@ -47,8 +48,8 @@ def parser():
     a('--data', help="fashion-mnist, embedded, cifar10, cifar100 or a folder (default: fashion-mnist)")
     a('--data_path', help="a local copy of CIFAR (train/, test/) for --data cifar10/cifar100, instead of downloading it")
     a('--teacher'); a('--assistant', help="assistant of TAKD and DGKD")
-    a('--students', nargs='+', help=f"student models: zoo names or {', '.join(EXTRA_MODELS)}")
-    a('--methods', nargs='+', choices=list(METHODS), default=list(METHODS))
+    a('--students', nargs='+', help="student models: zoo names, or resnet8_half")
+    a('--methods', nargs='+', choices=list(variants()), default=list(variants()))
     a('--epochs', type=int, help="epochs of every student and the assistant")
     a('--teacher_epochs', type=int, help="default: --epochs"); a('--head_epochs', type=int, help="default: --epochs")
     a('--n_train', type=int, help="training images used (train + valid); 0 = all")
@@ -60,7 +61,7 @@ def parser():
     a('--drop', type=float, default=0.5, help="DGKD: chance that the teacher or the assistant sits out a batch")
     a('--out', default=str(Path(__file__).parent/'results'), help="folder of accuracy.json/.md/.png")
     a('--name', default='accuracy', help="file name stem of the results")
-    a('--work', default='/tmp/ihkd-bench-accuracy', help="checkpoints of teachers, assistants and heads, for resuming")
+    a('--work', default='/tmp/ihkd-bench-accuracy', help="run folders and the teachers, assistants and heads they share, for resuming")
     a('--force', action='store_true', help="start over instead of resuming a results file of another config")
     a('--report', action='store_true', help="only redraw the table and the plot from the JSON")
     return p
@@ -85,29 +86,9 @@ def machine() -> dict:
     return {'cpu': cpu, 'cores': os.cpu_count(), 'torch_threads': torch.get_num_threads(),
             'OMP_NUM_THREADS': os.environ.get('OMP_NUM_THREADS'), 'platform': platform.platform(), **versions()}
 
-# ---- data and models ----
-
-def data(c):
-    set_seed(c['split_seed'])
-    if c['data'] in ('cifar10', 'cifar100') and c['data_path']:
-        return cifar(int(c['data'][5:]), path=c['data_path'], bs=c['bs'], seed=c['split_seed'], n_train=c['n_train'])
-    return get_data(c['data'], c['bs'], c['split_seed'], c['n_train'])
-
-def model(name, dls):
-    if name not in EXTRA_MODELS: return make_model(name, dls)
-    return cifar_resnet(n_out=dls.c, in_channels=dls.valid.one_batch()[0].shape[1], **EXTRA_MODELS[name])
-
 # ---- results file ----
 
 def write_text(text, path): Path(path).write_text(text)
-
-@contextmanager
-def locked(path):
-    "Hold an exclusive lock on the file `path` while the block runs: processes sharing results or checkpoints take turns."
-    with open(path, 'a') as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try: yield
-        finally: fcntl.flock(f, fcntl.LOCK_UN)
 
 class Results:
     "The JSON of every run, kept on disk after each change; the table and plot are redrawn from it."
@@ -124,8 +105,7 @@ class Results:
         with locked(self.lock):
             if self.file.exists() and not args.force:
                 self.load()
-                if self.d['config']!=config:
-                    diff = {k: (self.d['config'].get(k), v) for k,v in config.items() if self.d['config'].get(k)!=v}
+                if diff := config_diff(self.d['config'], config):
                     sys.exit(f"{self.file} holds a benchmark with another config (saved, asked): {diff}. Use --out/--name, or --force.")
                 self.d['commands'].append(cmd)
             else:
@@ -136,16 +116,17 @@ class Results:
             self.save()
 
     def load(self): self.d = json.loads(self.file.read_text())
-    def save(self): _atomic_save(json.dumps(self.d, indent=1), self.file, save=write_text)
+    def save(self): atomic_save(json.dumps(self.d, indent=1), self.file, save=write_text)
 
     def find(self, kind, **kw):
         self.load() # another process may have added it
         return next((r for r in self.d[kind] if all(r.get(k)==v for k,v in kw.items())), None)
 
-    def add(self, kind, rec):
+    def add(self, kind, rec, **key):
+        "Add `rec` under `kind`, unless a record with the values `key` is there already (a piece another run shares)."
         with locked(self.lock):
-            self.load()
-            self.d[kind].append(rec)
+            if self.find(kind, **key): return
+            self.d[kind].append({**key, **rec})
             self.d['updated'] = datetime.now(timezone.utc).isoformat(timespec='seconds')
             self.save()
             self.report(plot=False)
@@ -160,69 +141,29 @@ class Results:
             self.report()
 
     def report(self, plot=True):
-        _atomic_save(table(self.d), self.out/f'{self.name}.md', save=write_text)
+        atomic_save(table(self.d), self.out/f'{self.name}.md', save=write_text)
         if plot: draw(self.d, self.out/f'{self.name}.png')
 
-# ---- the steps ----
+# ---- the runs ----
 
-def step(seed, c):
-    "Seed everything and build the data afresh, so that a step gives the same result whatever ran before it."
-    dls = data(c)
-    set_seed(seed, reproducible=True)
-    return dls
-
-def piece(work, seed, name):
-    "The checkpoint file of a shared piece, and a lock that makes a second process wait while the first trains it."
-    d = work/f'seed{seed}'
-    d.mkdir(parents=True, exist_ok=True)
-    return d/f'{name}.pth', locked(d/f'.{name}.lock')
-
-def teacher(seed, c, res, work):
-    if c['teacher_seed'] is not None: seed = c['teacher_seed']
-    f, lock = piece(work, seed, 'teacher')
-    with lock:
-        if res.find('teachers', seed=seed) and f.exists(): return load_checkpoint(model(c['teacher'], data(c)), f)
-        dls = step(seed, c)
-        learn, rec = train_teacher(model(c['teacher'], dls), dls, c['teacher_epochs'], c['teacher_lr'], work/f'seed{seed}', quiet=True)
-        save_checkpoint(learn.model, f)
-        res.add('teachers', {'seed': seed, **rec, 'model': c['teacher']})
-        return learn.model
-
-def assistant(seed, c, res, work):
-    f, lock = piece(work, seed, 'assistant')
-    with lock:
-        if res.find('assistants', seed=seed) and f.exists(): return load_checkpoint(model(c['assistant'], data(c)), f)
-        t = teacher(seed, c, res, work)
-        dls = step(seed, c)
-        learn, rec = distill(model(c['assistant'], dls), dls, 'kd', t, c['epochs'], c['lr'], c['alpha'], c['T'], c['mode'], work/f'seed{seed}', True)
-        save_checkpoint(learn.model, f)
-        res.add('assistants', {'seed': seed, **rec, 'model': c['assistant']})
-        return learn.model
-
-def heads(seed, kind, c, res, work):
-    t = teacher(seed, c, res, work) # a fresh copy per head kind: the hooks of one HeadedModel never fire for another
-    f, lock = piece(work, seed, f'heads_{kind}')
-    with lock:
-        if res.find('heads', seed=seed, head=kind) and f.exists():
-            return load_heads(HeadedModel(t, head=HEADS[kind], x=data(c).valid.one_batch()[0][:2]), f)
-        dls = step(seed, c)
-        learn, rec = train_heads(t, dls, c['head_epochs'], c['lr'], kind, path=work/f'seed{seed}', quiet=True)
-        save_heads(learn.model, f)
-        res.add('heads', {'seed': seed, **rec})
-        return learn.model
-
-def student(seed, name, method, c, res, work):
-    if res.find('runs', seed=seed, student=name, method=method): return
-    how, head, mode = METHODS[method]
-    t = heads(seed, head, c, res, work) if how=='dih' else teacher(seed, c, res, work) if how!='ce' else None
-    a = [assistant(seed, c, res, work)] if how in ('takd', 'dgkd') else None
-    dls = step(seed, c)
+def student(seed, name, variant, c, res, work):
+    "Train (or resume) one student with one method variant as a `Run`, sharing its pieces through `work`; add its records."
+    if res.find('runs', seed=seed, student=name, method=variant): return
+    method, options, _ = variants()[variant]
+    config = dict(data=c['data'], data_path=c['data_path'], n_train=c['n_train'], teacher=c['teacher'], student=name,
+                  assistant=c['assistant'], methods=[method], teacher_epochs=c['teacher_epochs'], head_epochs=c['head_epochs'],
+                  student_epochs=c['epochs'], lr=c['lr'], teacher_lr=c['teacher_lr'], bs=c['bs'], seed=seed, split_seed=c['split_seed'],
+                  teacher_seed=c['teacher_seed'], alpha=c['alpha'], T=c['T'], mode=c['mode'], drop=c['drop'])
+    run = Run(work/'runs'/f'seed{seed}'/f'{name}-{variant}', work=work/'shared', quiet=True, **{**config, **options})
     t0 = time.time()
-    learn, rec = distill(model(name, dls), dls, how, t, c['epochs'], c['lr'], c['alpha'], c['T'], mode or c['mode'],
-                         work/f'seed{seed}', True, a, c['drop'])
-    res.add('runs', {**rec, 'seed': seed, 'student': name, 'method': method, 'loss': how, 'head': head, 'mode': mode or c['mode'],
-                     'model': name, 'wall_s': round(time.time()-t0, 1)})
-    print(f"seed {seed} {name:>12} {method:>10}: test acc {rec['test_acc']:.4f}  ({rec['seconds']} s)", flush=True)
+    steps = run.run()['steps']
+    res.add('teachers', {**steps['teacher'], 'model': c['teacher']}, seed=run.config['teacher_seed'])
+    if 'heads' in steps: res.add('heads', steps['heads'], seed=seed, head=run.config['head'])
+    if 'assistant' in steps: res.add('assistants', {**steps['assistant'], 'model': c['assistant']}, seed=seed)
+    rec = steps[f'student_{method}']
+    res.add('runs', {**rec, 'student': name, 'method': variant, 'loss': method, 'head': options.get('head'), 'mode': run.config['mode'],
+                     'model': name, 'wall_s': round(time.time()-t0, 1)}, seed=seed, student=name, method=variant)
+    print(f"seed {seed} {name:>12} {variant:>10}: test acc {rec['test_acc']:.4f}  ({rec['seconds']} s)", flush=True)
 
 def run(args, argv):
     res = Results(args, argv)
@@ -230,11 +171,8 @@ def run(args, argv):
         with locked(res.lock): return res.report() # every write holds the lock, so writers never share a temporary file
     c, work = res.d['config'], Path(args.work)
     for seed in args.seeds:
-        (work/f'seed{seed}').mkdir(parents=True, exist_ok=True)
         for name in c['students']:
-            for method in c['methods']: student(seed, name, method, c, res, work)
-        for kind in ('paper', 'pooled'): # the head ladder is reported even when no DIH method asked for these heads
-            if any(METHODS[m][1]==kind for m in c['methods']): heads(seed, kind, c, res, work)
+            for variant in c['methods']: student(seed, name, variant, c, res, work)
         with locked(res.lock): res.report()
     res.finish()
     print(f"\n{res.file}\n{res.out/(res.name+'.md')}\n{res.out/(res.name+'.png')}")
@@ -248,6 +186,8 @@ def mean_std(v):
 def pct(v):
     m,s = mean_std(v)
     return f"{100*m:.2f} ± {100*s:.2f}" if s==s else f"{100*m:.2f}"
+
+def label(m): return variants()[m][2] if m in variants() else m
 
 def complete_seeds(d) -> list:
     "Seeds for which every student was trained with every method: the means compare methods on these only."
@@ -276,13 +216,13 @@ def table(d) -> str:
         for m in c['methods']:
             rs = [r for r in runs if r['method']==m]
             rd = [r for r in rs if r['seed'] in done] or rs
-            if rs: lines.append(f"| {LABELS[m]} | {pct([r['test_acc'] for r in rd])} | {len(rd)} | "
+            if rs: lines.append(f"| {label(m)} | {pct([r['test_acc'] for r in rd])} | {len(rd)} | "
                                 f"{', '.join('%.2f' % (100*r['test_acc']) for r in rs)} | {mean_std([r['seconds'] for r in rs])[0]:.0f} |")
         lines.append("")
     lines += ["## Teacher, assistant and heads", "", "| model | params | test acc (%) | n | time (s) |", "|---|---:|---:|---:|---:|"]
-    for kind, label in (('teachers', 'teacher'), ('assistants', 'assistant (KD from the teacher)')):
+    for kind, what in (('teachers', 'teacher'), ('assistants', 'assistant (KD from the teacher)')):
         rs = d[kind]
-        if rs: lines.append(f"| {label}: {rs[0]['model']} | {rs[0]['params']:,} | {pct([r['test_acc'] for r in rs])} | {len(rs)} | {mean_std([r['seconds'] for r in rs])[0]:.0f} |")
+        if rs: lines.append(f"| {what}: {rs[0]['model']} | {rs[0]['params']:,} | {pct([r['test_acc'] for r in rs])} | {len(rs)} | {mean_std([r['seconds'] for r in rs])[0]:.0f} |")
     for kind in ('paper', 'pooled'):
         rs = [r for r in d['heads'] if r['head']==kind]
         if not rs: continue
@@ -307,7 +247,7 @@ def draw(d, fn):
             v = [r['test_acc']*100 for r in d['runs'] if r['student']==name and r['method']==m and (r['seed'] in done or not done)]
             if v: mu,sd = mean_std(v); xs.append(i + (j-(len(c['students'])-1)/2)*w); ms.append(mu); ss.append(0 if sd!=sd else sd)
         if xs: ax.errorbar(xs, ms, yerr=ss, fmt='o', capsize=4, label=f"student {name}")
-    ax.set_xticks(range(len(c['methods'])), [LABELS[m].replace(' (', '\n(').replace(' loss)', ')') for m in c['methods']], fontsize=8)
+    ax.set_xticks(range(len(c['methods'])), [label(m).replace(' (', '\n(').replace(' loss)', ')') for m in c['methods']], fontsize=8)
     ax.set_ylabel('test accuracy (%)'); ax.set_title(f"Students, mean ± std over seeds (teacher {c['teacher']})"); ax.legend(fontsize=8)
     ax.grid(axis='y', alpha=0.3)
     for kind, mk in (('paper', 'o-'), ('pooled', 's--')):
@@ -320,7 +260,7 @@ def draw(d, fn):
         ax2.set_xticks(range(len(names)), [n if n!='output' else 'teacher\noutput' for n in names])
     ax2.set_ylabel('test accuracy (%)'); ax2.set_title('Head-accuracy ladder of the teacher'); ax2.legend(fontsize=8); ax2.grid(alpha=0.3)
     fig.tight_layout()
-    _atomic_save(fig, fn, save=lambda f, path: f.savefig(path, dpi=80, format='png'))
+    atomic_save(fig, fn, save=lambda f, path: f.savefig(path, dpi=80, format='png'))
     plt.close(fig)
 
 if __name__=='__main__':

@@ -23,8 +23,8 @@ from ihkd.heads import HeadedModel, paper_head, pooled_head
 from ihkd.callbacks import heads_learner
 from ihkd.data import fashion_mnist
 from ihkd.models import get_model
-from ihkd.pipeline import versions
-from ihkd.scale import SkipClassifier, cached_heads_learner, cache_features, feature_bytes
+from ihkd.core import versions
+from ihkd.fast_heads import SkipClassifier, cached_heads_learner, cache_features, feature_bytes
 from timers import TrainTimer
 
 TARGETS = {'heads': 0.40, 'heads_skip': 0.40, 'heads_cached': 0.05}

@@ -30,7 +30,7 @@ from ihkd.heads import HeadedModel
 from ihkd.callbacks import CohortDistill
 from ihkd.data import fashion_mnist
 from ihkd.models import get_model
-from ihkd.pipeline import versions
+from ihkd.core import versions
 from timers import TrainTimer
 
 VARIANTS = ['ce', 'fasterai_kd', 'fasterai_kd_frozen', 'ihkd_kd', 'ihkd_dih']

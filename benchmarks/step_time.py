@@ -22,7 +22,8 @@ from ihkd.callbacks import CohortDistill
 from ihkd.data import fashion_mnist
 from ihkd.heads import HeadedModel
 from ihkd.models import get_model
-from ihkd.pipeline import reference_opt, versions
+from ihkd.core import versions
+from ihkd.recipe import reference_opt
 
 METHODS = ('ce', 'kd', 'dih')
 
