@@ -47,12 +47,13 @@ def main(argv:list|None=None) -> None:
     "The `ihkd` command: `ihkd run`, or one step with `ihkd teacher`, `ihkd heads` or `ihkd student`."
     args = vars(_parser().parse_args(argv))
     cmd = args.pop('command')
-    try: run = Run(**args)
-    except (ValueError, PermissionError) as e: sys.exit(f"ihkd: {e}")
-    if cmd=='teacher': run.teacher()
-    elif cmd=='heads': run.heads()
-    elif cmd=='student':
-        for m in run.config['methods']: run.student(m)
-    else: run.run()
+    try:
+        run = Run(**args)
+        if cmd=='teacher': run.teacher()
+        elif cmd=='heads': run.heads()
+        elif cmd=='student':
+            for m in run.config['methods']: run.student(m)
+        else: run.run()
+    except (ValueError, FileNotFoundError, PermissionError) as e: sys.exit(f"ihkd: {e}") # what the user can fix, said without a traceback
     print(results_table(run.record))
     print(f"\nrecord: {run.out/'record.json'}")

@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #8792cf14
 from __future__ import annotations
-import fcntl, os, platform
+import fcntl, os, pickle, platform
 from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
@@ -16,7 +16,7 @@ import ihkd
 
 # %% auto #0
 __all__ = ['defaults', 'evaluating', 'dummy_batch', 'model_device', 'n_params', 'versions', 'cohort_names', 'cohort_logits',
-           'atomic_save', 'locked', 'config_diff']
+           'atomic_save', 'locked', 'CheckpointError', 'load_file', 'config_diff']
 
 # %% ../nbs/00_core.ipynb #28b215ba
 defaults = SimpleNamespace(
@@ -96,6 +96,18 @@ def locked(path):
         fcntl.flock(f, fcntl.LOCK_EX)
         try: yield
         finally: fcntl.flock(f, fcntl.LOCK_UN)
+
+# %% ../nbs/00_core.ipynb #696cb6c5
+class CheckpointError(ValueError):
+    "A checkpoint file that cannot be read: truncated, damaged, or not a PyTorch file."
+
+def load_file(path) -> dict:
+    "The contents of the checkpoint `path` (weights only, on the CPU); a truncated or damaged file gets a `CheckpointError` naming it."
+    try: return torch.load(path, map_location='cpu', weights_only=True)
+    except (RuntimeError, EOFError, KeyError, pickle.UnpicklingError) as e:
+        raise CheckpointError(f"{path} is not a readable checkpoint: it is truncated, damaged or not a PyTorch file "
+                              f"({type(e).__name__}: {str(e)[:100]}). Delete it (a run then trains that step again) "
+                              "or put back an intact copy.") from None
 
 # %% ../nbs/00_core.ipynb #744e7830
 def config_diff(saved:dict, asked:dict) -> dict:

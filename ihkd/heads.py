@@ -16,7 +16,7 @@ from fastcore.basics import listify
 from fastcore.foundation import L
 from fastai.layers import ConvLayer
 
-from .core import atomic_save, dummy_batch, evaluating
+from .core import atomic_save, dummy_batch, evaluating, load_file
 
 # %% auto #0
 __all__ = ['HEAD_KINDS', 'LayerNotFound', 'find_module', 'trace', 'stage_layers', 'paper_head', 'pooled_head', 'conv_head',
@@ -196,7 +196,7 @@ def save_heads(hm:HeadedModel, path) -> Path:
 
 def load_heads(hm:HeadedModel, path) -> HeadedModel:
     "Load heads saved by `save_heads` into `hm`, matching them by layer name."
-    ck = torch.load(path, map_location='cpu', weights_only=True)
+    ck = load_file(path)
     missing,extra = set(hm.layers)-set(ck['heads']), set(ck['heads'])-set(hm.layers)
     if missing or extra: raise ValueError(f"{path} holds heads for {sorted(ck['heads'])} but the model has heads on {hm.layers}; "
                                           "build the HeadedModel with the same layers.")

@@ -18,7 +18,7 @@ from fastai.metrics import accuracy
 from fastai.callback.schedule import ParamScheduler, SchedNo, combine_scheds
 from fastai.callback.tracker import SaveModelCallback
 
-from .core import atomic_save, defaults, n_params
+from .core import atomic_save, defaults, load_file, n_params
 from .heads import HEAD_KINDS, HeadedModel
 from .callbacks import CohortDistill, heads_learner
 from .models import get_model
@@ -117,7 +117,7 @@ def save_checkpoint(model:nn.Module, path) -> Path:
 
 def load_checkpoint(model:nn.Module, path) -> nn.Module:
     "Load the weights in `path` into `model`; a checkpoint of another architecture raises an error that says so."
-    sd = torch.load(path, map_location='cpu', weights_only=True)
+    sd = load_file(path)
     try: model.load_state_dict(sd)
     except RuntimeError as e:
         raise ValueError(f"{path} holds weights of a different architecture than this {type(model).__name__}:\n{e}") from None

@@ -49,7 +49,7 @@ class Run:
         teacher_epochs:int=defaults.teacher_epochs, # epochs of the teacher
         head_epochs:int=defaults.head_epochs, # epochs of the heads
         student_epochs:int=defaults.student_epochs, # epochs of each student and of the assistant
-        lr:float=defaults.lr, # learning rate of the students and the assistant
+        lr:float=defaults.lr, # learning rate of the students and the assistant, and of the teacher and heads unless given theirs
         teacher_lr:float|None=None, # learning rate of the teacher (default: lr)
         head_lr:float|None=None, # learning rate of the heads (default: lr); large paper heads may want less
         bs:int=defaults.bs, # batch size
