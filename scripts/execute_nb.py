@@ -23,6 +23,6 @@ for c in nb.cells:
     if c.cell_type!='code': continue
     c.outputs = [o for o in c.get('outputs', []) if o.get('name')!='stderr']
     for o in c.outputs:
-        if o.get('name')=='stdout': o['text'] = printed(''.join(o['text']))
-    c.outputs = [o for o in c.outputs if o.get('name')!='stdout' or o['text'].strip()]
+        if o.get('name')=='stdout': o['text'] = printed(''.join(o['text'])).splitlines(keepends=True)
+    c.outputs = [o for o in c.outputs if o.get('name')!='stdout' or ''.join(o['text']).strip()]
 write_nb(nb, fn)
