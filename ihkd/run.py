@@ -174,7 +174,7 @@ def heads(self:Run) -> HeadedModel:
     c, teacher = self.config, self.teacher()
     def build(): return HeadedModel(teacher, head=HEAD_KINDS[c['head']], x=self._data().valid.one_batch()[0][:2])
     return self._step('heads', save=save_heads, load=lambda f: load_heads(build(), f),
-        train=lambda dls: train_heads(build(), dls, epochs=c['head_epochs'], lr=c['head_lr'], head=c['head'], path=self.out, quiet=self.quiet))
+        train=lambda dls: train_heads(teacher, dls, epochs=c['head_epochs'], lr=c['head_lr'], head=c['head'], path=self.out, quiet=self.quiet))
 
 @patch
 def assistant(self:Run) -> nn.Module:
