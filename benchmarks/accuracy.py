@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from ihkd.core import atomic_save, config_diff, locked, versions
+from ihkd.core import atomic_save, config_diff, locked, versions, write_text
 from ihkd.models import cifar_resnet, register_model
 from ihkd.methods import METHODS
 from ihkd.run import Run
@@ -87,8 +87,6 @@ def machine() -> dict:
             'OMP_NUM_THREADS': os.environ.get('OMP_NUM_THREADS'), 'platform': platform.platform(), **versions()}
 
 # ---- results file ----
-
-def write_text(text, path): Path(path).write_text(text)
 
 class Results:
     "The JSON of every run, kept on disk after each change; the table and plot are redrawn from it."

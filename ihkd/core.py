@@ -16,7 +16,7 @@ import ihkd
 
 # %% auto #0
 __all__ = ['defaults', 'evaluating', 'dummy_batch', 'model_device', 'n_params', 'versions', 'cohort_names', 'cohort_logits',
-           'atomic_save', 'locked', 'CheckpointError', 'load_file', 'config_diff']
+           'atomic_save', 'write_text', 'locked', 'CheckpointError', 'load_file', 'config_diff']
 
 # %% ../nbs/00_core.ipynb #28b215ba
 defaults = SimpleNamespace(
@@ -87,6 +87,11 @@ def atomic_save(obj, path, save=torch.save) -> Path:
         raise
     os.replace(tmp, path)
     return path
+
+def write_text(text:str, path) -> Path:
+    "Write `text` to `path`: the `save` of `atomic_save` for text files (`atomic_save(text, path, save=write_text)`)."
+    Path(path).write_text(text)
+    return Path(path)
 
 # %% ../nbs/00_core.ipynb #85c2ed3f
 @contextmanager

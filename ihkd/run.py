@@ -13,7 +13,7 @@ from torch import nn
 from fastcore.basics import ifnone, patch
 from fastai.torch_core import set_seed
 
-from .core import atomic_save, config_diff, defaults, locked, versions
+from .core import atomic_save, config_diff, defaults, locked, versions, write_text
 from .heads import HEAD_KINDS, HeadedModel, save_heads, load_heads
 from .losses import CohortLoss
 from .data import get_data
@@ -31,8 +31,6 @@ _TEACHER = ('data', 'data_path', 'n_train', 'split_seed', 'bs', 'teacher', 'teac
 SHARED_STEPS = {'teacher': _TEACHER, # the config entries each shareable step depends on
                 'heads': _TEACHER + ('head', 'head_epochs', 'head_lr', 'seed'),
                 'assistant': _TEACHER + ('assistant', 'student_epochs', 'lr', 'alpha', 'T', 'mode', 'seed')}
-
-def _write_text(s, f): Path(f).write_text(s)
 
 class Run:
     "A DIH experiment in folder `out`: teacher -> heads -> students, each step checkpointed and recorded in `record.json`."
@@ -106,7 +104,7 @@ def key(self:Run, step:str) -> str:
     return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:12]
 
 @patch
-def _save_record(self:Run): atomic_save(json.dumps(self.record, indent=1), self.out/'record.json', save=_write_text)
+def _save_record(self:Run): atomic_save(json.dumps(self.record, indent=1), self.out/'record.json', save=write_text)
 
 @patch
 def _done(self:Run, step, fname): return step in self.record['steps'] and (self.out/fname).exists()
@@ -147,7 +145,7 @@ def _step(self:Run, step, train, load, save=save_checkpoint):
         if not (rec.exists() and pth.exists()):
             model = self._train(step, f, train, save)
             _link(f, pth)
-            atomic_save(json.dumps(self.record['steps'][step]), rec, save=_write_text) # written last: it marks the piece complete
+            atomic_save(json.dumps(self.record['steps'][step]), rec, save=write_text) # written last: it marks the piece complete
             return model
     _link(pth, f)
     self._finish(step, json.loads(rec.read_text()))
