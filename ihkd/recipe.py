@@ -11,31 +11,35 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from fastcore.basics import store_attr
 from fastcore.foundation import L
 from fastai.learner import Learner
 from fastai.optimizer import SGD
 from fastai.metrics import accuracy
-from fastai.callback.schedule import ParamScheduler, SchedNo, combine_scheds
+from fastai.callback.core import Callback
+from fastai.callback.schedule import ParamScheduler
 from fastai.callback.tracker import SaveModelCallback
 
-from .core import atomic_save, defaults, load_file, n_params
+from .core import CheckpointError, atomic_save, defaults, load_file, n_params
 from .heads import HEAD_KINDS, HeadedModel
 from .callbacks import CohortDistill, heads_learner
 from .models import get_model
 
 # %% auto #0
-__all__ = ['reference_opt', 'step_schedule', 'make_model', 'train_teacher', 'train_heads', 'train_student', 'save_checkpoint',
-           'load_checkpoint']
+__all__ = ['reference_opt', 'step_schedule', 'make_model', 'EpochCheckpoint', 'train_teacher', 'train_heads', 'train_student',
+           'measure_model', 'save_checkpoint', 'load_checkpoint']
 
 # %% ../nbs/06_recipe.ipynb #5399a30c
 def reference_opt():
     "The paper's optimizer: SGD, momentum 0.9, weight decay 5e-4 added to the gradient (not decoupled)."
     return partial(SGD, mom=0.9, wd=5e-4, decouple_wd=False)
 
-def step_schedule(lr:float=0.1) -> ParamScheduler:
-    "The paper's learning-rate steps (x0.1 at epochs 60, 120, 180 of 200) as fractions of any training length."
-    pcts = [0.3]*3 + [1 - 0.3*3] # written so that they sum to exactly 1, as `combine_scheds` requires
-    return ParamScheduler({'lr': combine_scheds(pcts, [SchedNo(lr*f, lr*f) for f in (1, 0.1, 0.01, 0.001)])})
+def step_schedule(lr:float=0.1, start:float=0.) -> ParamScheduler:
+    "The paper's learning-rate steps (x0.1 at epochs 60, 120, 180 of 200) as fractions of any training length, from fraction `start` on."
+    def sched(pct): # `pct` of this fit; `start` of the whole was trained by an earlier fit that stopped
+        done = start + pct*(1-start)
+        return lr * 0.1**sum(done >= b for b in (0.3, 0.6, 0.9))
+    return ParamScheduler({'lr': sched})
 
 # %% ../nbs/06_recipe.ipynb #0fe853e0
 def make_model(model:str|nn.Module, dls) -> nn.Module:
@@ -44,15 +48,50 @@ def make_model(model:str|nn.Module, dls) -> nn.Module:
     return get_model(model, n_out=dls.c, in_channels=dls.valid.one_batch()[0].shape[1])
 
 # %% ../nbs/06_recipe.ipynb #5d56f9d5
-def _fit(learn, epochs, lr, monitor, quiet):
-    t0 = time.time()
-    cbs = [step_schedule(lr), SaveModelCallback(monitor=monitor, fname='best')]
-    if quiet:
-        with learn.no_bar(), learn.no_logging(), redirect_stdout(io.StringIO()): learn.fit(epochs, lr, cbs=cbs) # SaveModelCallback prints
-    else: learn.fit(epochs, lr, cbs=cbs)
-    (learn.path/learn.model_dir/'best.pth').unlink() # the best epoch is loaded: its scratch copy can go
-    return round(time.time()-t0, 1)
+class EpochCheckpoint(Callback):
+    "After each epoch, save to `fname` what resuming at the next epoch takes: weights, optimizer, best value so far, history."
+    order = SaveModelCallback.order + 1 # after the tracker has judged the epoch
+    def __init__(self, fname, fit:dict, state:dict|None=None): store_attr()
 
+    def before_fit(self):
+        s = self.state or {}
+        self.done,self.history,self.t0 = s.get('epoch', -1)+1,s.get('history', {}),time.time()-s.get('seconds', 0.)
+
+    def after_epoch(self):
+        names = self.recorder.metric_names[1:len(self.recorder.values[-1])+1] # without 'epoch' and 'time'
+        for n,v in zip(names, self.recorder.values[-1]): self.history.setdefault(n, []).append(round(float(v), 5))
+        atomic_save({'fit': self.fit, 'epoch': self.done+self.epoch, 'model': self.model.state_dict(),
+                     'opt': _opt_state(self.opt), 'best': float(self.save_model.best), 'history': self.history,
+                     'seconds': time.time()-self.t0}, self.fname)
+
+def _opt_state(opt): return {**opt.state_dict(), 'hypers': list(opt.hypers)} # plain lists: loadable as weights only
+
+def _resume(learn, fname, fit):
+    "The state an interrupted fit of the same step left in `fname`, loaded into `learn`; `None` if there is none."
+    if not fname.exists(): return None
+    s = load_file(fname)
+    if s['fit']!=fit: raise CheckpointError(f"{fname} is the unfinished fit of another step ({s['fit']}, not {fit}): delete it to start this one over.")
+    learn.model.load_state_dict(s['model'])
+    learn.create_opt(); learn.opt.load_state_dict({**s['opt'], 'hypers': L(s['opt']['hypers'])})
+    return s
+
+def _fit(learn, epochs, lr, monitor, quiet, name):
+    "Fit `epochs` with the step schedule and load the best epoch; resume after the last finished epoch if a fit of this step stopped."
+    tmp = learn.path/learn.model_dir
+    fit = {'model': type(learn.model).__name__, 'params': n_params(learn.model), 'epochs': epochs, 'lr': lr, 'monitor': monitor}
+    state = _resume(learn, tmp/f'{name}-last.pth', fit)
+    done = state['epoch']+1 if state else 0
+    best = SaveModelCallback(monitor=monitor, fname=f'{name}-best', reset_on_fit=state is None)
+    if state: best.best = state['best']
+    ckpt = EpochCheckpoint(tmp/f'{name}-last.pth', fit, state)
+    cbs = [step_schedule(lr, start=done/epochs), best, ckpt]
+    if quiet:
+        with learn.no_bar(), learn.no_logging(), redirect_stdout(io.StringIO()): learn.fit(epochs-done, lr, cbs=cbs, reset_opt=state is None)
+    else: learn.fit(epochs-done, lr, cbs=cbs, reset_opt=state is None)
+    for f in (f'{name}-best.pth', f'{name}-last.pth'): (tmp/f).unlink(missing_ok=True) # the best epoch is loaded: scratch copies can go
+    return {'seconds': round(time.time()-ckpt.t0, 1), 'history': ckpt.history}
+
+# %% ../nbs/06_recipe.ipynb #522f641c
 def _evaluate(learn, dl, quiet):
     if quiet:
         with learn.no_bar(): return learn.validate(dl=dl)
@@ -61,9 +100,9 @@ def _evaluate(learn, dl, quiet):
 def _learner(dls, model, path, **kwargs):
     return Learner(dls, model, opt_func=reference_opt(), metrics=accuracy, path=path, model_dir='tmp', **kwargs)
 
-def _model_record(learn, name, seconds, quiet):
+def _model_record(learn, name, fitted, quiet):
     return {'model': name, 'params': n_params(learn.model), 'valid_acc': round(_evaluate(learn, learn.dls.valid, quiet)[1], 4),
-            'test_acc': round(_evaluate(learn, learn.dls.test, quiet)[1], 4), 'seconds': seconds}
+            'test_acc': round(_evaluate(learn, learn.dls.test, quiet)[1], 4), **fitted}
 
 def _name(model): return model if isinstance(model, str) else type(model).__name__
 
@@ -78,8 +117,7 @@ def train_teacher(
 ) -> tuple:
     "Train a teacher with cross-entropy and the reference recipe; return the `Learner` and its record."
     learn = _learner(dls, make_model(model, dls), path)
-    secs = _fit(learn, epochs, lr, 'accuracy', quiet)
-    return learn, _model_record(learn, _name(model), secs, quiet)
+    return learn, _model_record(learn, _name(model), _fit(learn, epochs, lr, 'accuracy', quiet, 'teacher'), quiet)
 
 # %% ../nbs/06_recipe.ipynb #903eee28
 def train_heads(
@@ -93,10 +131,10 @@ def train_heads(
     if head not in HEAD_KINDS: raise ValueError(f"Unknown head kind {head!r}: use one of {', '.join(HEAD_KINDS)}.")
     hm = teacher if isinstance(teacher, HeadedModel) else HeadedModel(teacher, layers, HEAD_KINDS[head], x=dls.valid.one_batch()[0][:2])
     learn = heads_learner(dls, hm, opt_func=reference_opt(), path=path, model_dir='tmp')
-    secs = _fit(learn, epochs, lr, 'valid_loss', quiet)
+    fitted = _fit(learn, epochs, lr, 'valid_loss', quiet, 'heads')
     accs = _evaluate(learn, dls.test, quiet)[1:]
     return learn, {'head': head, 'lr': lr, 'test_acc': {n: round(a, 4) for n,a in zip(hm.names, accs)},
-                   'params': {n: n_params(hm.head(n)) for n in hm.layers}, 'seconds': secs}
+                   'params': {n: n_params(hm.head(n)) for n in hm.layers}, **fitted}
 
 # %% ../nbs/06_recipe.ipynb #083f1dcf
 def train_student(
@@ -107,8 +145,16 @@ def train_student(
 ) -> tuple:
     "Train `student` with the reference recipe and the teaching callbacks `cbs`; return the `Learner` and its record."
     learn = _learner(dls, make_model(student, dls), path, cbs=L(cbs))
-    secs = _fit(learn, epochs, lr, 'accuracy', quiet)
-    return learn, _model_record(learn, _name(student), secs, quiet)
+    return learn, _model_record(learn, _name(student), _fit(learn, epochs, lr, 'accuracy', quiet, 'student'), quiet)
+
+# %% ../nbs/06_recipe.ipynb #8a4aefc8
+def measure_model(
+    model:nn.Module, # a trained model
+    dls, *, path='.', quiet:bool=False,
+) -> tuple:
+    "A `Learner` around a model trained elsewhere and its record, as the steps return them: accuracies, size, no training time."
+    learn = _learner(dls, model, path)
+    return learn, _model_record(learn, _name(model), {'seconds': 0.}, quiet)
 
 # %% ../nbs/06_recipe.ipynb #2cb9eda8
 def save_checkpoint(model:nn.Module, path) -> Path:
