@@ -5,7 +5,7 @@
 # %% ../nbs/00_core.ipynb #8792cf14
 from __future__ import annotations
 import fcntl, os, pickle, platform
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -16,7 +16,7 @@ import ihkd
 
 # %% auto #0
 __all__ = ['defaults', 'evaluating', 'dummy_batch', 'model_device', 'n_params', 'versions', 'cohort_names', 'cohort_logits',
-           'atomic_save', 'write_text', 'locked', 'CheckpointError', 'load_file', 'config_diff']
+           'cohort_predictions', 'atomic_save', 'write_text', 'locked', 'CheckpointError', 'load_file', 'config_diff']
 
 # %% ../nbs/00_core.ipynb #28b215ba
 defaults = SimpleNamespace(
@@ -75,6 +75,30 @@ def cohort_logits(cohort:nn.Module, *xs) -> tuple:
     "The logits of every member of `cohort` on inputs `xs`, as a tuple in the order of `cohort_names`."
     out = cohort(*xs)
     return out if isinstance(out, tuple) else (out,)
+
+# %% ../nbs/00_core.ipynb #ec006a84
+def _plain(t): return torch.as_tensor(t).as_subclass(Tensor) # fastai's tensor types (TensorImage, TensorCategory) would follow the logits around
+
+def cohort_predictions(
+    cohort:nn.Module, # a `HeadedModel`, any module with `names` that returns one logits tensor per name, or a plain classifier (`'output'`)
+    dl, # batches of `(x, y)`, without augmentation (a validation or test `DataLoader`)
+    students:dict|None=None, # more models to run on the same batches, by name: `{'DIH': model}`
+) -> tuple[dict,Tensor]:
+    "Logits of each cohort member and student on all of `dl`, as `{name: (N, classes)}` on the CPU, and the targets `(N,)`."
+    students = dict(students or {})
+    if clash := set(students) & set(cohort_names(cohort)):
+        raise ValueError(f"Student names {sorted(clash)} are also names of cohort members; call the students something else.")
+    models = [cohort, *students.values()]
+    names,devs = [*cohort_names(cohort), *students],[model_device(m) for m in models]
+    outs,ys = [],[]
+    with ExitStack() as stack: # eval mode and no grad; each model gets its own training flags back afterwards
+        for m in models: stack.enter_context(evaluating(m))
+        for xb,yb in dl:
+            res = []
+            for m,d in zip(models, devs):
+                res += cohort_logits(m, xb.to(d)) # a student is a cohort of one
+            outs.append([_plain(o).float().cpu() for o in res]); ys.append(_plain(yb).cpu())
+    return {n: torch.cat([o[i] for o in outs]) for i,n in enumerate(names)}, torch.cat(ys).long()
 
 # %% ../nbs/00_core.ipynb #1ab53278
 def atomic_save(obj, path, save=torch.save) -> Path:

@@ -6,45 +6,19 @@
 from __future__ import annotations
 import io
 from collections.abc import Mapping
-from contextlib import ExitStack
 
 import torch, torch.nn.functional as F
 from torch import nn, Tensor
 from matplotlib.figure import Figure
 from fastcore.imports import in_colab, ipython_shell
 
-from .core import cohort_logits, cohort_names, evaluating, model_device, n_params
+from .core import _plain, cohort_predictions, n_params
 from .heads import HeadedModel, trace
 from .callbacks import CohortDistill
 
 # %% auto #0
-__all__ = ['cohort_predictions', 'accuracies', 'member_params', 'plot_ladder', 'record_accuracies', 'agreement_matrix',
-           'kl_matrix', 'plot_agreement', 'per_class_accuracy', 'plot_per_class', 'loss_history', 'plot_losses',
-           'explain_image', 'cohort_explorer']
-
-# %% ../nbs/10_viz.ipynb #5fd410fe
-def _plain(t): return torch.as_tensor(t).as_subclass(Tensor) # fastai's tensor types (TensorImage, TensorCategory) would follow the logits around
-
-def cohort_predictions(
-    cohort:nn.Module, # a `HeadedModel`, any module with `names` that returns one logits tensor per name, or a plain classifier (`'output'`)
-    dl, # batches of `(x, y)`, without augmentation (a validation or test `DataLoader`)
-    students:dict|None=None, # more models to run on the same batches, by name: `{'DIH': model}`
-) -> tuple[dict,Tensor]:
-    "Logits of each cohort member and student on all of `dl`, as `{name: (N, classes)}` on the CPU, and the targets `(N,)`."
-    students = dict(students or {})
-    if clash := set(students) & set(cohort_names(cohort)):
-        raise ValueError(f"Student names {sorted(clash)} are also names of cohort members; call the students something else.")
-    models = [cohort, *students.values()]
-    names,devs = [*cohort_names(cohort), *students],[model_device(m) for m in models]
-    outs,ys = [],[]
-    with ExitStack() as stack: # eval mode and no grad; each model gets its own training flags back afterwards
-        for m in models: stack.enter_context(evaluating(m))
-        for xb,yb in dl:
-            res = []
-            for m,d in zip(models, devs):
-                res += cohort_logits(m, xb.to(d)) # a student is a cohort of one
-            outs.append([_plain(o).float().cpu() for o in res]); ys.append(_plain(yb).cpu())
-    return {n: torch.cat([o[i] for o in outs]) for i,n in enumerate(names)}, torch.cat(ys).long()
+__all__ = ['accuracies', 'member_params', 'plot_ladder', 'record_accuracies', 'agreement_matrix', 'kl_matrix', 'plot_agreement',
+           'per_class_accuracy', 'plot_per_class', 'loss_history', 'plot_losses', 'explain_image', 'cohort_explorer']
 
 # %% ../nbs/10_viz.ipynb #55e632f9
 def accuracies(logits:dict, y:Tensor) -> dict:
