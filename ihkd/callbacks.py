@@ -90,6 +90,7 @@ class CohortDistill(Callback):
         mode:str=defaults.mode, # 'paper' or 'normalised', see `CohortLoss`
         valid_kd:bool=False, # add the KD terms to the validation loss too
         drop:float=0., # chance that a member sits out a training batch (DGKD uses `defaults.drop`); at least one member always teaches
+        tau:dict|None=None, # calibration temperature of members by name (from `cohort_temperatures`): their logits are divided by it
     ):
         if not 0<=drop<1: raise ValueError(f"drop is the chance of leaving a member out of a batch: give a value in [0, 1), not {drop}.")
         self.cohort = cohort
@@ -101,7 +102,9 @@ class CohortDistill(Callback):
             raise ValueError("The heads of this teacher were never trained: train them first (`heads_learner(dls, hm).fit(...)`) "
                              "or `load_heads`, or use `members=['output']` for plain KD.")
         self.idx = [names.index(m) for m in self.members]
-        self.loss = CohortLoss(alpha, T, mode)
+        if missing := [m for m in self.members if tau is not None and m not in tau]:
+            raise ValueError(f"tau has no temperature for members {missing}: give one for each of {self.members}.")
+        self.loss = CohortLoss(alpha, T, mode, [tau[m] for m in self.members] if tau else 1.)
         self.loss.combine(torch.tensor(0.), [torch.tensor(0.)]*len(self.members)) # fail now if alpha or T do not fit the cohort
         store_attr('valid_kd,drop')
         self.columns = ['train_ce'] + [f'train_kd_{m}' for m in self.members] # the metric columns it adds

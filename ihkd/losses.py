@@ -27,6 +27,7 @@ class CohortLoss:
         alpha:float|list=defaults.alpha, # weight of the KD term, one value or one per member
         T:float|list=defaults.T, # temperature, one value or one per member
         mode:str=defaults.mode, # 'paper' (CE counted once per member, as the reference code) or 'normalised' (CE once)
+        tau:float|list=1., # calibration temperature, one value or one per member: a member's logits are divided by it first
     ):
         if mode not in self.modes: raise ValueError(f"Unknown mode {mode!r}: use one of {', '.join(self.modes)}.")
         store_attr()
@@ -38,7 +39,8 @@ class CohortLoss:
 
     def kd_terms(self, s:Tensor, ts:list) -> list:
         "The KD term of each member `ts[i]` for student logits `s`."
-        return [kd_loss(s, t, T) for t,T in zip(ts, self._per_member(self.T, len(ts), 'T'))]
+        Ts,taus = self._per_member(self.T, len(ts), 'T'),self._per_member(self.tau, len(ts), 'tau')
+        return [kd_loss(s, t/tau, T) for t,T,tau in zip(ts, Ts, taus)]
 
     def combine(self, ce:Tensor, kds:list) -> Tensor:
         "Total loss from the CE term and the members' KD terms."

@@ -23,7 +23,7 @@ class Method:
     "A way to teach a student: `cbs(teacher, assistants, **options)` builds its callbacks, `needs` says what it takes from a run."
     def __init__(self,
         name:str, # how the method is called: `distill(..., name)`, `ihkd run --methods name`
-        cbs, # `f(teacher, assistants, *, alpha, T, mode, drop) -> list` of the callbacks that teach the student
+        cbs, # `f(teacher, assistants, *, alpha, T, mode, drop, tau) -> list` of the callbacks that teach the student
         label:str|None=None, # its name in tables (default: `name` in capitals)
         needs:tuple=(), # some of `NEEDS`: a trained teacher, trained heads on it, a trained assistant
     ):
@@ -37,6 +37,11 @@ class Method:
         if 'heads' in self.needs and not isinstance(teacher, HeadedModel):
             raise ValueError(f"Method {self.name!r} needs a HeadedModel with trained heads as teacher.")
         if 'assistant' in self.needs and not assistants: raise ValueError(f"Method {self.name!r} needs a trained assistant (`assistants=`).")
+
+    @property
+    def calibrates(self) -> bool:
+        "Whether its teachers are the teacher's members alone, so that calibration temperatures (`tau`) apply to them."
+        return bool({'teacher', 'heads'} & set(self.needs)) and 'assistant' not in self.needs
 
     def __repr__(self): return f"Method({self.name!r}, needs={self.needs})"
 
@@ -63,9 +68,9 @@ def ce_callbacks(teacher, assistants, **options):
     return []
 
 @register_method('kd', needs=('teacher',))
-def kd_callbacks(teacher, assistants, *, alpha, T, mode, **options):
+def kd_callbacks(teacher, assistants, *, alpha, T, mode, tau=None, **options):
     "KD: the teacher's own classifier teaches (the `'output'` member of a `HeadedModel`)."
-    return [CohortDistill(teacher, members=['output'] if isinstance(teacher, HeadedModel) else None, **_options(alpha, T, mode))]
+    return [CohortDistill(teacher, members=['output'] if isinstance(teacher, HeadedModel) else None, tau=tau, **_options(alpha, T, mode))]
 
 # %% ../nbs/07_methods.ipynb #5ff2ea4f
 def _assistant_names(n): return ['assistant'] if n==1 else [f'assistant{i+1}' for i in range(n)]
@@ -84,9 +89,9 @@ def dgkd_callbacks(teacher, assistants, *, alpha, T, mode, drop, **options):
 
 # %% ../nbs/07_methods.ipynb #32889ca5
 @register_method('dih', needs=('heads',))
-def dih_callbacks(teacher, assistants, *, alpha, T, mode, **options):
+def dih_callbacks(teacher, assistants, *, alpha, T, mode, tau=None, **options):
     "DIH: the teacher's heads and its classifier teach together."
-    return [CohortDistill(teacher, **_options(alpha, T, mode))]
+    return [CohortDistill(teacher, tau=tau, **_options(alpha, T, mode))]
 
 # %% ../nbs/07_methods.ipynb #60f792d4
 def distill(
@@ -99,12 +104,15 @@ def distill(
     epochs:int=defaults.student_epochs, lr:float=defaults.lr,
     alpha:float=defaults.alpha, T:float=defaults.T, mode:str=defaults.mode,
     drop:float=defaults.drop, # for 'dgkd': chance that a member of the cohort sits out a batch
+    tau:dict|None=None, # for 'kd' and 'dih': calibration temperatures of the teacher's members by name (`cohort_temperatures`)
     path='.', quiet:bool=False,
 ) -> tuple:
     "Train `student` with `method` and the reference recipe; return the `Learner` and its record."
     m,assistants = get_method(method),listify(assistants)
     m.check(teacher, assistants)
-    cbs = m.cbs(teacher, assistants, alpha=alpha, T=T, mode=mode, drop=drop)
+    if tau is not None and not m.calibrates:
+        raise ValueError(f"Method {method!r} cannot use calibration temperatures: they scale a teacher's members, for {', '.join(n for n,o in METHODS.items() if o.calibrates)}.")
+    cbs = m.cbs(teacher, assistants, alpha=alpha, T=T, mode=mode, drop=drop, **({'tau': tau} if tau is not None else {}))
     learn, rec = train_student(student, dls, cbs=cbs, epochs=epochs, lr=lr, path=path, quiet=quiet)
     return learn, {'method': method, **rec}
 
