@@ -17,7 +17,9 @@ from .core import atomic_save, config_diff, defaults, locked, versions, write_te
 from .heads import HEAD_KINDS, HeadedModel, save_heads, load_heads
 from .losses import CohortLoss
 from .data import get_data
-from .recipe import make_model, train_teacher, train_heads, save_checkpoint, load_checkpoint
+from .recipe import make_model, measure_model, train_teacher, train_heads, save_checkpoint, load_checkpoint
+from .pretrained import pretrained_teacher, ships_teacher, teacher_card
+from .calibration import cohort_temperatures
 from .methods import METHODS, get_method, distill
 
 # %% auto #0
@@ -27,7 +29,8 @@ __all__ = ['DEFAULT_METHODS', 'SHARED_STEPS', 'Run', 'results_table']
 DEFAULT_METHODS = ('ce', 'kd', 'dih') # what `ihkd run` trains unless told otherwise: the baselines need an extra assistant
 _WHERE = ('out', 'work', 'quiet', 'force') # where and how a run goes, not what it computes: not part of its config
 
-_TEACHER = ('data', 'data_path', 'n_train', 'split_seed', 'bs', 'teacher', 'teacher_epochs', 'teacher_lr', 'teacher_seed')
+_TEACHER = ('data', 'data_path', 'n_train', 'split_seed', 'bs', 'teacher', 'train_teacher', 'teacher_epochs', 'teacher_lr', 'teacher_seed')
+_TRAINING = ('teacher_epochs', 'teacher_lr', 'teacher_seed') # what only a teacher trained here uses
 SHARED_STEPS = {'teacher': _TEACHER, # the config entries each shareable step depends on
                 'heads': _TEACHER + ('head', 'head_epochs', 'head_lr', 'seed'),
                 'assistant': _TEACHER + ('assistant', 'student_epochs', 'lr', 'alpha', 'T', 'mode', 'seed')}
@@ -44,20 +47,22 @@ class Run:
         student:str='resnet8', # student model from ihkd.models
         assistant:str='resnet20', # assistant model of takd and dgkd, trained by KD from the teacher
         methods:list=DEFAULT_METHODS, # student methods, from ihkd.methods
-        teacher_epochs:int=defaults.teacher_epochs, # epochs of the teacher
+        train_teacher:bool=False, # train a new teacher even where a trained one ships with ihkd (see ihkd.pretrained)
+        teacher_epochs:int|None=None, # epochs of a teacher trained here (default: defaults.teacher_epochs)
         head_epochs:int=defaults.head_epochs, # epochs of the heads
         student_epochs:int=defaults.student_epochs, # epochs of each student and of the assistant
         lr:float=defaults.lr, # learning rate of the students and the assistant, and of the teacher and heads unless given theirs
-        teacher_lr:float|None=None, # learning rate of the teacher (default: lr)
+        teacher_lr:float|None=None, # learning rate of a teacher trained here (default: lr)
         head_lr:float|None=None, # learning rate of the heads (default: lr); large paper heads may want less
         bs:int=defaults.bs, # batch size
         seed:int=defaults.seed, # seed of the heads, the assistant and the students
         split_seed:int|None=None, # seed of the train/valid split and of the n_train subset (default: seed)
-        teacher_seed:int|None=None, # seed of the teacher (default: seed)
+        teacher_seed:int|None=None, # seed of a teacher trained here (default: seed)
         head:str=defaults.head, # head kind
         alpha:float=defaults.alpha, # weight of each KD term
         T:float=defaults.T, # distillation temperature
         mode:str=defaults.mode, # cohort loss: paper or normalised
+        calibrate:bool=False, # kd, dih: fit a temperature per teacher member on the validation split and divide its logits by it
         drop:float=defaults.drop, # dgkd: chance that the teacher or the assistant sits out a batch
         work:str|None=None, # a folder shared by runs, holding teachers, heads and assistants any of them can reuse
         quiet:bool=False, # no progress bars or training logs
@@ -65,10 +70,12 @@ class Run:
     ):
         args = dict(locals()) # every argument of this signature, in its order
         config = {k: v for k,v in args.items() if k not in ('self', *_WHERE)}
-        config.update(data=str(data), methods=list(methods), teacher_lr=ifnone(teacher_lr, lr), head_lr=ifnone(head_lr, lr),
-                      split_seed=ifnone(split_seed, seed), teacher_seed=ifnone(teacher_seed, seed))
+        config.update(data=str(data), methods=list(methods), head_lr=ifnone(head_lr, lr), split_seed=ifnone(split_seed, seed))
         self.config = config
+        self.shipped = not train_teacher and ships_teacher(config['data'], teacher)
         self._check()
+        if not self.shipped: config.update(teacher_epochs=ifnone(teacher_epochs, defaults.teacher_epochs),
+                                           teacher_lr=ifnone(teacher_lr, lr), teacher_seed=ifnone(teacher_seed, seed))
         self.out,self.work,self.quiet = Path(out),work and Path(work),quiet
         for d in (self.out, self.work): self._prepare(d)
         self.record = self._open_record(force)
@@ -78,6 +85,19 @@ class Run:
         if bad := [m for m in c['methods'] if m not in METHODS]: raise ValueError(f"Unknown methods {bad}: use some of {', '.join(METHODS)}.")
         if c['head'] not in HEAD_KINDS: raise ValueError(f"Unknown head kind {c['head']!r}: use one of {', '.join(HEAD_KINDS)}.")
         if c['mode'] not in CohortLoss.modes: raise ValueError(f"Unknown mode {c['mode']!r}: use one of {', '.join(CohortLoss.modes)}.")
+        if self.shipped: self._check_shipped()
+        if c['calibrate'] and (bad := [m for m in c['methods'] if m!='ce' and not get_method(m).calibrates]):
+            raise ValueError(f"calibrate fits temperatures to the teacher's members, which {', '.join(bad)} do not learn from alone: "
+                             "run those methods without --calibrate.")
+
+    def _check_shipped(self):
+        c, card = self.config, teacher_card(self.config['data'], self.config['teacher'])
+        if given := [k for k in _TRAINING if c[k] is not None]:
+            raise ValueError(f"A trained {c['teacher']} ships for {c['data']} and is used as the teacher, so {', '.join(given)} would go unused: "
+                             "add --train_teacher to train a new one with them, or leave them out.")
+        if c['data']!='embedded' and c['split_seed']!=card['split_seed']:
+            raise ValueError(f"The shipped {card['name']} trained on the split of seed {card['split_seed']}: the split of seed {c['split_seed']} "
+                             f"would put its training images in this run's validation set. Use --split_seed {card['split_seed']}, or --train_teacher.")
 
     def _prepare(self, d):
         if d is None: return
@@ -117,7 +137,8 @@ def _data(self:Run):
 @patch
 def _start(self:Run, step):
     "Seed, announce `step`, and build its data afresh, so a resumed step trains as it would have in one go."
-    set_seed(self.config['teacher_seed' if step=='teacher' else 'seed'], reproducible=True)
+    c = self.config
+    set_seed(c['teacher_seed'] if step=='teacher' and not self.shipped else c['seed'], reproducible=True)
     if not self.quiet: print(f"== {step}")
     return self._data()
 
@@ -163,8 +184,13 @@ def _train(self:Run, step, f, train, save):
 def teacher(self:Run) -> nn.Module:
     "The trained teacher: loaded from `teacher.pth` if that step is done, else taken from `work` or trained, and saved."
     c = self.config
-    return self._step('teacher', load=lambda f: load_checkpoint(make_model(c['teacher'], self._data()), f),
-        train=lambda dls: train_teacher(c['teacher'], dls, epochs=c['teacher_epochs'], lr=c['teacher_lr'], path=self.out, quiet=self.quiet))
+    def train(dls):
+        if not self.shipped: return train_teacher(c['teacher'], dls, epochs=c['teacher_epochs'], lr=c['teacher_lr'], path=self.out, quiet=self.quiet)
+        card = teacher_card(c['data'], c['teacher'])
+        if not self.quiet: print(f"   the shipped {card['name']} (add --train_teacher to train one)")
+        learn, rec = measure_model(pretrained_teacher(c['data'], c['teacher']), dls, path=self.out, quiet=self.quiet)
+        return learn, {**rec, 'model': c['teacher'], 'shipped': card['name'], 'sha256': card['sha256']}
+    return self._step('teacher', train=train, load=lambda f: load_checkpoint(make_model(c['teacher'], self._data()), f))
 
 @patch
 def heads(self:Run) -> HeadedModel:
@@ -194,7 +220,19 @@ def student(self:Run, method:str) -> nn.Module:
     if self._done(step, f'{step}.pth'): return load(self.out/f'{step}.pth')
     teacher = self.heads() if 'heads' in m.needs else self.teacher() if 'teacher' in m.needs else None # earlier steps first: each sets its own seed
     assistants = [self.assistant()] if 'assistant' in m.needs else None
-    return self._step(step, load=load, train=lambda dls: distill(c['student'], dls, method, teacher=teacher, assistants=assistants, **self._student_options()))
+    tau = self.calibration() if c['calibrate'] and m.calibrates else None
+    return self._step(step, load=load, train=lambda dls: distill(c['student'], dls, method, teacher=teacher, assistants=assistants, tau=tau, **self._student_options()))
+
+@patch
+def calibration(self:Run) -> dict:
+    "The temperature of each teacher member (`calibrate=True`), fitted on the validation split once and kept in the record."
+    if 'calibration' in self.record['steps']: return self.record['steps']['calibration']['tau']
+    heads = any('heads' in get_method(m).needs for m in self.config['methods'])
+    cohort = self.heads() if heads else self.teacher()
+    dls = self._start('calibration')
+    tau = cohort_temperatures(cohort, dls)
+    self._finish('calibration', {'tau': tau, 'n_valid': len(dls.valid_ds)})
+    return tau
 
 @patch
 def run(self:Run) -> dict:
@@ -203,6 +241,7 @@ def run(self:Run) -> dict:
     self.teacher()
     if 'heads' in needs: self.heads()
     if 'assistant' in needs: self.assistant()
+    if self.config['calibrate']: self.calibration()
     for m in self.config['methods']: self.student(m)
     return self.record
 
@@ -213,7 +252,7 @@ def results_table(record:dict) -> str:
     "A markdown table of a run's record: teacher, each head, the assistant and each student, with accuracies, sizes and times."
     s = record['steps']
     rows = ["| step | model | params | test acc | time (s) |", "|---|---|---:|---:|---:|"]
-    if 'teacher' in s: t = s['teacher']; rows.append(_row('teacher', t['model'], t['params'], t['test_acc'], t['seconds']))
+    if 'teacher' in s: t = s['teacher']; rows.append(_row('teacher', t['model'], t['params'], t['test_acc'], 'shipped' if t.get('shipped') else t['seconds']))
     if 'heads' in s:
         h = s['heads']
         rows += [_row(f'head on {n}', f"{h['head']} head", h['params'][n], a, '') for n,a in h['test_acc'].items() if n!='output']
