@@ -95,4 +95,11 @@ def cohort_temperatures(
         raise ValueError("Fitting temperatures needs validation images and these DataLoaders have none: "
                          "use a validation split (valid_pct > 0) or turn calibration off.")
     logits,y = cohort_predictions(cohort, dl)
-    return {n: round(fit_temperature(l, y, min_n), 4) for n,l in logits.items()}
+    taus = {n: fit_temperature(l, y, min_n) for n,l in logits.items()}
+    lo,hi = [n for n,t in taus.items() if t<1.001e-3],[n for n,t in taus.items() if t>0.999e3] # the ends of the search: no minimum inside
+    if lo or hi:
+        why = ([f"{', '.join(lo)} classify every one correctly, so sharper is always better (did the cohort train on them?)"] if lo else []) + \
+              ([f"{', '.join(hi)} do no better than chance, so flatter is always better (are they trained?)"] if hi else [])
+        raise ValueError(f"No temperature fits on these {len(y)} validation images: {'; '.join(why)}. "
+                         "Calibrate on images the cohort has not learnt, or turn calibration off.")
+    return {n: round(t, 4) for n,t in taus.items()}
