@@ -19,7 +19,7 @@ from .losses import CohortLoss
 from .data import get_data
 from .recipe import make_model, measure_model, train_teacher, train_heads, save_checkpoint, load_checkpoint
 from .pretrained import pretrained_teacher, ships_teacher, teacher_card
-from .calibration import cohort_temperatures
+from .calibration import cohort_temperatures, member_stats
 from .methods import METHODS, get_method, distill
 
 # %% auto #0
@@ -197,8 +197,10 @@ def heads(self:Run) -> HeadedModel:
     "The teacher with trained heads: loaded from `heads.pth` if that step is done, else taken from `work` or trained, and saved."
     c, teacher = self.config, self.teacher()
     def build(): return HeadedModel(teacher, head=HEAD_KINDS[c['head']], x=self._data().valid.one_batch()[0][:2])
-    return self._step('heads', save=save_heads, load=lambda f: load_heads(build(), f),
-        train=lambda dls: train_heads(teacher, dls, epochs=c['head_epochs'], lr=c['head_lr'], head=c['head'], path=self.out, quiet=self.quiet))
+    def train(dls):
+        learn, rec = train_heads(teacher, dls, epochs=c['head_epochs'], lr=c['head_lr'], head=c['head'], path=self.out, quiet=self.quiet)
+        return learn, {**rec, 'T': c['T'], 'members': member_stats(learn.model, dls.valid, T=c['T'])} # how soft each member teaches
+    return self._step('heads', save=save_heads, load=lambda f: load_heads(build(), f), train=train)
 
 @patch
 def assistant(self:Run) -> nn.Module:
@@ -262,4 +264,12 @@ def results_table(record:dict) -> str:
         if not step.startswith('student_'): continue
         m = step[len('student_'):]
         rows.append(_row(f"student, {METHODS[m].label if m in METHODS else m.upper()}", r['model'], r['params'], r['test_acc'], r['seconds']))
+    if 'members' in s.get('heads', {}): rows += ['', _softness(s['heads']['members'], s['heads'].get('T', defaults.T), s.get('calibration', {}).get('tau'))]
     return '\n'.join(rows)
+
+def _softness(members, T, tau):
+    "How soft each member's targets are on the validation split, and the temperature calibration gave it."
+    rows = [f"| member (validation) | accuracy | largest logit | top prob at T={T:g} | entropy at T={T:g} |" + (" tau |" if tau else ""),
+            "|---|---:|---:|---:|---:|" + ("---:|" if tau else "")]
+    return '\n'.join(rows + [f"| {m['name']} | {m['accuracy']:.4f} | {m['max_logit']:.1f} | {m['max_prob']:.3f} | {m['entropy']:.3f} |"
+                              + (f" {tau[m['name']]:.3f} |" if tau else "") for m in members])
