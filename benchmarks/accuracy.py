@@ -151,7 +151,8 @@ def student(seed, name, variant, c, res, work):
     config = dict(data=c['data'], data_path=c['data_path'], n_train=c['n_train'], teacher=c['teacher'], student=name,
                   assistant=c['assistant'], methods=[method], teacher_epochs=c['teacher_epochs'], head_epochs=c['head_epochs'],
                   student_epochs=c['epochs'], lr=c['lr'], teacher_lr=c['teacher_lr'], bs=c['bs'], seed=seed, split_seed=c['split_seed'],
-                  teacher_seed=c['teacher_seed'], alpha=c['alpha'], T=c['T'], mode=c['mode'], drop=c['drop'])
+                  teacher_seed=c['teacher_seed'], alpha=c['alpha'], T=c['T'], mode=c['mode'], drop=c['drop'],
+                  train_teacher=True, head_lr=c['lr'], calibrate=False) # as the committed results were made: own teacher, heads at lr, no temperatures
     run = Run(work/'runs'/f'seed{seed}'/f'{name}-{variant}', work=work/'shared', quiet=True, **{**config, **options})
     t0 = time.time()
     steps = run.run()['steps']

@@ -23,7 +23,7 @@ _CHOICES = {'methods': lambda: list(METHODS), 'head': lambda: list(HEAD_KINDS), 
 def _add_flag(p, name, d):
     "Add `Run`'s argument `name` (its `docments` entry `d`) to parser `p` as `--name`."
     anno,default,doc = str(d['anno']),d['default'],d['docment'] or ''
-    if anno=='bool': return p.add_argument(f'--{name}', action='store_true', help=doc)
+    if anno=='bool': return p.add_argument(f'--{name}', action=argparse.BooleanOptionalAction, default=default, help=doc) # --x and --no-x
     kw = dict(default=list(default) if anno=='list' else default,
               type=int if anno.startswith('int') else float if anno.startswith('float') else str,
               help=doc + (' (default: %(default)s)' if default is not None else ''))

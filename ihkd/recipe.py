@@ -122,7 +122,7 @@ def train_teacher(
 # %% ../nbs/06_recipe.ipynb #903eee28
 def train_heads(
     teacher:nn.Module|HeadedModel, # a trained teacher, or one with heads already attached
-    dls, *, epochs:int=defaults.head_epochs, lr:float=defaults.lr,
+    dls, *, epochs:int=defaults.head_epochs, lr:float=defaults.head_lr,
     head:str=defaults.head, # head kind, one of `HEAD_KINDS` (ignored when `teacher` has heads)
     layers:list|None=None, # layer names (default: the model's stages)
     path='.', quiet:bool=False,

@@ -51,9 +51,9 @@ class Run:
         teacher_epochs:int|None=None, # epochs of a teacher trained here (default: defaults.teacher_epochs)
         head_epochs:int=defaults.head_epochs, # epochs of the heads
         student_epochs:int=defaults.student_epochs, # epochs of each student and of the assistant
-        lr:float=defaults.lr, # learning rate of the students and the assistant, and of the teacher and heads unless given theirs
+        lr:float=defaults.lr, # learning rate of the students and the assistant, and of a teacher trained here unless given its own
         teacher_lr:float|None=None, # learning rate of a teacher trained here (default: lr)
-        head_lr:float|None=None, # learning rate of the heads (default: lr); large paper heads may want less
+        head_lr:float=defaults.head_lr, # learning rate of the heads (chosen for paper heads; pooled and conv heads learn at 0.1)
         bs:int=defaults.bs, # batch size
         seed:int=defaults.seed, # seed of the heads, the assistant and the students
         split_seed:int|None=None, # seed of the train/valid split and of the n_train subset (default: seed)
@@ -62,7 +62,7 @@ class Run:
         alpha:float=defaults.alpha, # weight of each KD term
         T:float=defaults.T, # distillation temperature
         mode:str=defaults.mode, # cohort loss: paper or normalised
-        calibrate:bool=False, # kd, dih: fit a temperature per teacher member on the validation split and divide its logits by it
+        calibrate:bool=defaults.calibrate, # kd, dih: fit a temperature per teacher member on the validation split and divide its logits by it
         drop:float=defaults.drop, # dgkd: chance that the teacher or the assistant sits out a batch
         work:str|None=None, # a folder shared by runs, holding teachers, heads and assistants any of them can reuse
         quiet:bool=False, # no progress bars or training logs
@@ -70,7 +70,7 @@ class Run:
     ):
         args = dict(locals()) # every argument of this signature, in its order
         config = {k: v for k,v in args.items() if k not in ('self', *_WHERE)}
-        config.update(data=str(data), methods=list(methods), head_lr=ifnone(head_lr, lr), split_seed=ifnone(split_seed, seed))
+        config.update(data=str(data), methods=list(methods), split_seed=ifnone(split_seed, seed))
         self.config = config
         self.shipped = not train_teacher and ships_teacher(config['data'], teacher)
         self._check()
@@ -86,9 +86,6 @@ class Run:
         if c['head'] not in HEAD_KINDS: raise ValueError(f"Unknown head kind {c['head']!r}: use one of {', '.join(HEAD_KINDS)}.")
         if c['mode'] not in CohortLoss.modes: raise ValueError(f"Unknown mode {c['mode']!r}: use one of {', '.join(CohortLoss.modes)}.")
         if self.shipped: self._check_shipped()
-        if c['calibrate'] and (bad := [m for m in c['methods'] if m!='ce' and not get_method(m).calibrates]):
-            raise ValueError(f"calibrate fits temperatures to the teacher's members, which {', '.join(bad)} do not learn from alone: "
-                             "run those methods without --calibrate.")
 
     def _check_shipped(self):
         c, card = self.config, teacher_card(self.config['data'], self.config['teacher'])
@@ -229,7 +226,7 @@ def student(self:Run, method:str) -> nn.Module:
 def calibration(self:Run) -> dict:
     "The temperature of each teacher member (`calibrate=True`), fitted on the validation split once and kept in the record."
     if 'calibration' in self.record['steps']: return self.record['steps']['calibration']['tau']
-    heads = any('heads' in get_method(m).needs for m in self.config['methods'])
+    heads = any('heads' in get_method(m).needs for m in self.config['methods'] if get_method(m).calibrates)
     cohort = self.heads() if heads else self.teacher()
     dls = self._start('calibration')
     tau = cohort_temperatures(cohort, dls)
@@ -243,7 +240,7 @@ def run(self:Run) -> dict:
     self.teacher()
     if 'heads' in needs: self.heads()
     if 'assistant' in needs: self.assistant()
-    if self.config['calibrate']: self.calibration()
+    if self.config['calibrate'] and any(get_method(m).calibrates for m in self.config['methods']): self.calibration()
     for m in self.config['methods']: self.student(m)
     return self.record
 
