@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib, json, shutil
 from pathlib import Path
 
-import torch
 from torch import nn
 import ihkd
 from .core import CheckpointError, atomic_save, load_file, write_text
