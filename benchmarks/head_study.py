@@ -65,7 +65,7 @@ def members(d, f, args, seed):
                           seed=seed, methods=['dih'], **_common(args))
                 hm, dls = run.heads(), run._data()
                 h = run.record['steps']['heads']
-                entry = {**key, 'train_loss': h['history']['train_loss'][-1], 'valid_loss': h['history']['valid_loss'][-1], 'raw': member_stats(hm, dls.valid)}
+                entry = {**key, 'train_loss': h['history']['train_loss'][-1], 'valid_loss': h['history']['valid_loss'][-1], 'raw': h['members']} # the run measured them
                 try: taus = cohort_temperatures(hm, dls)
                 except ValueError as e: entry['refused'] = str(e) # no temperature fits a member (at chance, say): nothing to calibrate
                 else: entry.update(tau=taus, calibrated=member_stats(hm, dls.valid, taus=taus))

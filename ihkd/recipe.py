@@ -78,17 +78,18 @@ def _resume(learn, fname, fit):
 def _fit(learn, epochs, lr, monitor, quiet, name):
     "Fit `epochs` with the step schedule and load the best epoch; resume after the last finished epoch if a fit of this step stopped."
     tmp = learn.path/learn.model_dir
+    last = tmp/f'{name}-last.pth'
     fit = {'model': type(learn.model).__name__, 'params': n_params(learn.model), 'epochs': epochs, 'lr': lr, 'monitor': monitor}
-    state = _resume(learn, tmp/f'{name}-last.pth', fit)
+    state = _resume(learn, last, fit)
     done = state['epoch']+1 if state else 0
     best = SaveModelCallback(monitor=monitor, fname=f'{name}-best', reset_on_fit=state is None)
     if state: best.best = state['best']
-    ckpt = EpochCheckpoint(tmp/f'{name}-last.pth', fit, state)
+    ckpt = EpochCheckpoint(last, fit, state)
     cbs = [step_schedule(lr, start=done/epochs), best, ckpt]
     if quiet:
         with learn.no_bar(), learn.no_logging(), redirect_stdout(io.StringIO()): learn.fit(epochs-done, lr, cbs=cbs, reset_opt=state is None)
     else: learn.fit(epochs-done, lr, cbs=cbs, reset_opt=state is None)
-    for f in (f'{name}-best.pth', f'{name}-last.pth'): (tmp/f).unlink(missing_ok=True) # the best epoch is loaded: scratch copies can go
+    for f in (tmp/f'{name}-best.pth', last): f.unlink(missing_ok=True) # the best epoch is loaded: scratch copies can go
     return {'seconds': round(time.time()-ckpt.t0, 1), 'history': ckpt.history}
 
 # %% ../nbs/06_recipe.ipynb #522f641c
