@@ -59,6 +59,7 @@ def parser():
     a('--teacher_lr', type=float, help="learning rate of the teacher (default: --lr); a deep teacher trained for few epochs may need less")
     a('--mode', default='paper', choices=['paper', 'normalised'], help="loss mode of KD, TAKD, DGKD (default: %(default)s)")
     a('--drop', type=float, default=0.5, help="DGKD: chance that the teacher or the assistant sits out a batch")
+    a('--cache', action='store_true', help="students replay their crops and read their teachers' logits from soft-label caches in --work, built once per seed")
     a('--out', default=str(Path(__file__).parent/'results'), help="folder of accuracy.json/.md/.png")
     a('--name', default='accuracy', help="file name stem of the results")
     a('--work', default='/tmp/ihkd-bench-accuracy', help="run folders and the teachers, assistants and heads they share, for resuming")
@@ -78,7 +79,7 @@ def parse(argv=None):
     return args
 
 CONFIG_KEYS = ('data', 'data_path', 'teacher', 'assistant', 'students', 'methods', 'epochs', 'teacher_epochs', 'head_epochs',
-               'n_train', 'split_seed', 'teacher_seed', 'T', 'alpha', 'lr', 'teacher_lr', 'bs', 'mode', 'drop')
+               'n_train', 'split_seed', 'teacher_seed', 'T', 'alpha', 'lr', 'teacher_lr', 'bs', 'mode', 'drop', 'cache')
 
 def machine() -> dict:
     cpu = next((l.split(':', 1)[1].strip() for l in Path('/proc/cpuinfo').read_text().splitlines() if l.startswith('model name')), platform.processor()) \
@@ -152,7 +153,8 @@ def student(seed, name, variant, c, res, work):
                   assistant=c['assistant'], methods=[method], teacher_epochs=c['teacher_epochs'], head_epochs=c['head_epochs'],
                   student_epochs=c['epochs'], lr=c['lr'], teacher_lr=c['teacher_lr'], bs=c['bs'], seed=seed, split_seed=c['split_seed'],
                   teacher_seed=c['teacher_seed'], alpha=c['alpha'], T=c['T'], mode=c['mode'], drop=c['drop'],
-                  train_teacher=True, head_lr=c['lr'], calibrate=False) # as the committed results were made: own teacher, heads at lr, no temperatures
+                  train_teacher=True, head_lr=c['lr'], calibrate=False, # as the committed results were made: own teacher, heads at lr, no temperatures
+                  cache=c['cache'])
     run = Run(work/'runs'/f'seed{seed}'/f'{name}-{variant}', work=work/'shared', quiet=True, **{**config, **options})
     t0 = time.time()
     steps = run.run()['steps']

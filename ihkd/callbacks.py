@@ -113,8 +113,7 @@ class CohortDistill(Callback):
     def __getstate__(self): return {**self.__dict__, 'cohort': None, 'tpreds': None, 'mets': None} # never pickled with the student
 
     def before_fit(self):
-        if self.cohort is None: raise ValueError("This CohortDistill was loaded from an export, which leaves the cohort out; add a new one.")
-        self.cohort.to(model_device(self.learn.model)).eval()
+        self.prepare()
         self.mets = L(ValueMetric(partial(self.means.get, n), n) for n in self.columns)
         self.learn.metrics = self.learn.metrics + self.mets
         self.checked = False
@@ -128,10 +127,19 @@ class CohortDistill(Callback):
 
     def _active(self): return self.training or self.valid_kd
 
+    def prepare(self):
+        "Get the cohort ready to teach: on the student's device, in eval mode."
+        if self.cohort is None: raise ValueError("This CohortDistill was loaded from an export, which leaves the cohort out; add a new one.")
+        self.cohort.to(model_device(self.learn.model)).eval()
+
+    def teach(self) -> list:
+        "The logits of each teaching member on the current batch."
+        with torch.no_grad(): out = cohort_logits(self.cohort, *self.xb)
+        return [out[i] for i in self.idx]
+
     def after_pred(self):
         if not self._active(): return
-        with torch.no_grad(): out = cohort_logits(self.cohort, *self.xb)
-        self.tpreds = [out[i] for i in self.idx]
+        self.tpreds = self.teach()
         if not self.checked: self._check_classes()
 
     def _check_classes(self):

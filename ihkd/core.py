@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #8792cf14
 from __future__ import annotations
-import fcntl, os, pickle, platform
+import fcntl, hashlib, os, pickle, platform
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from types import SimpleNamespace
@@ -16,7 +16,8 @@ import ihkd
 
 # %% auto #0
 __all__ = ['defaults', 'evaluating', 'dummy_batch', 'model_device', 'n_params', 'versions', 'cohort_names', 'cohort_logits',
-           'cohort_predictions', 'atomic_save', 'write_text', 'locked', 'CheckpointError', 'load_file', 'config_diff']
+           'cohort_predictions', 'atomic_save', 'write_text', 'locked', 'CheckpointError', 'load_file', 'file_sha256',
+           'state_sha256', 'config_diff']
 
 # %% ../nbs/00_core.ipynb #28b215ba
 defaults = SimpleNamespace(
@@ -139,6 +140,23 @@ def load_file(path) -> dict:
         raise CheckpointError(f"{path} is not a readable checkpoint: it is truncated, damaged or not a PyTorch file "
                               f"({type(e).__name__}: {str(e)[:100]}). Delete it (a run then trains that step again) "
                               "or put back an intact copy.") from None
+
+# %% ../nbs/00_core.ipynb #6d96b521
+def file_sha256(fname) -> str:
+    "The sha256 of the file `fname`, in hex."
+    h = hashlib.sha256()
+    with open(fname, 'rb') as f:
+        for b in iter(lambda: f.read(1<<20), b''): h.update(b)
+    return h.hexdigest()
+
+def state_sha256(model:nn.Module) -> str:
+    "The sha256 of `model`'s state dict (names, dtypes, shapes and values), in hex: equal weights give equal checksums."
+    h = hashlib.sha256()
+    for k,v in model.state_dict().items():
+        t = v.detach().cpu().contiguous().reshape(-1)
+        h.update(f'{k}:{t.dtype}:{tuple(v.shape)};'.encode())
+        h.update(t.view(torch.uint8).numpy().tobytes()) # raw bytes: exact for every dtype, bfloat16 included
+    return h.hexdigest()
 
 # %% ../nbs/00_core.ipynb #744e7830
 def config_diff(saved:dict, asked:dict) -> dict:

@@ -27,8 +27,8 @@ from .core import defaults
 # %% auto #0
 __all__ = ['FMNIST_CLASSES', 'FMNIST_STATS', 'FMNIST_PATH', 'FMNIST_EMBEDDED', 'FMNIST_FILES', 'CIFAR_STATS', 'DATA_NAMES',
            'IDXError', 'load_idx', 'save_idx', 'stratified_order', 'split_idxs', 'ImageTensors', 'TensorDL',
-           'PadCropFlip', 'image_stats', 'tensor_dls', 'read_fashion_mnist', 'fashion_mnist', 'read_image_folder',
-           'image_folder', 'cifar', 'get_data']
+           'pad_crop_flip', 'PadCropFlip', 'crop_draws', 'ReplayCrops', 'image_stats', 'tensor_dls',
+           'read_fashion_mnist', 'fashion_mnist', 'read_image_folder', 'image_folder', 'cifar', 'get_data']
 
 # %% ../nbs/05_data.ipynb #054c7b03
 _IDX_TYPES = {0x08:'>u1', 0x09:'>i1', 0x0B:'>i2', 0x0C:'>i4', 0x0D:'>f4', 0x0E:'>f8'}   # IDX type code -> dtype
@@ -113,9 +113,42 @@ class ImageTensors:
 class TensorDL(TfmdDL):
     "A `TfmdDL` that cuts whole batches out of an in-memory set such as `ImageTensors` by indexing."
     @delegates(TfmdDL.__init__)
-    def __init__(self, dataset, num_workers:int=0, **kwargs): super().__init__(dataset, num_workers=num_workers, **kwargs)
+    def __init__(self, dataset,
+        num_workers:int=0, # workers would only move batches between processes
+        replay:ReplayCrops|None=None, # crop every batch as `replay` says for its epoch and samples (see "Replayed augmentation")
+        **kwargs):
+        if replay is not None and num_workers:
+            raise ValueError("A replaying TensorDL runs in the main process, where the learner reads each batch's sample indices: use num_workers=0.")
+        super().__init__(dataset, num_workers=num_workers, **kwargs)
+        self.replay,self.epoch,self.idxs = replay,0,None
+
     def create_batches(self, samps):
-        for idxs in self.chunkify(samps): yield self.dataset[torch.tensor(idxs)]
+        for idxs in self.chunkify(samps):
+            self.idxs = torch.tensor(idxs) # the samples of the batch on its way, for callbacks that look them up
+            x,*ys = self.dataset[self.idxs]
+            yield (x if self.replay is None else self.replay(x, self.epoch, self.idxs), *ys)
+
+    def set_epoch(self, epoch:int):
+        "Replay the crops of `epoch` on the next pass."
+        self.epoch = epoch
+
+    def after_iter(self): self.epoch += 1 # a whole pass is done: the next one replays the next epoch
+    def new(self, dataset=None, cls=None, **kwargs): return super().new(dataset, cls, **{'replay': self.replay, **kwargs})
+
+# %% ../nbs/05_data.ipynb #e5f4d6f5
+def pad_crop_flip(
+    x:Tensor, # images (N,C,H,W), of any dtype
+    off:Tensor, # (N,2): the row and column of each crop in the padded image, in [0, 2*pad]
+    flips:Tensor, # (N,) bool: which crops to mirror left-right
+    pad:int, # pixels of zero padding on each side
+) -> Tensor:
+    "Zero-pad `x` by `pad` pixels and cut each image's crop at `off` back out, mirrored where `flips`, in one gather."
+    n,c,h,w = x.shape
+    off,flips = off.to(x.device),flips.to(x.device)
+    rows,cols = off[:,:1]+torch.arange(h, device=x.device),off[:,1:]+torch.arange(w, device=x.device)
+    cols = torch.where(flips[:,None], cols.flip(1), cols)
+    idx = torch.arange(n, device=x.device)[:,None,None,None],torch.arange(c, device=x.device)[None,:,None,None]
+    return F.pad(x, (pad,)*4)[(*idx, rows[:,None,:,None], cols[:,None,None,:])]
 
 # %% ../nbs/05_data.ipynb #b70a204c
 class PadCropFlip(RandTransform):
@@ -129,12 +162,50 @@ class PadCropFlip(RandTransform):
         store_attr()
 
     def encodes(self, x:TensorImage):
-        n,c,h,w = x.shape
-        off = torch.randint(0, 2*self.pad+1, (2,n,1), device=x.device)
-        rows,cols = off[0]+torch.arange(h, device=x.device),off[1]+torch.arange(w, device=x.device)
-        if self.flip: cols = torch.where(torch.rand(n,1, device=x.device)<0.5, cols.flip(1), cols)
-        idx = torch.arange(n, device=x.device)[:,None,None,None],torch.arange(c, device=x.device)[None,:,None,None]
-        return F.pad(x, (self.pad,)*4)[(*idx, rows[:,None,:,None], cols[:,None,None,:])]
+        n = len(x)
+        off = torch.randint(0, 2*self.pad+1, (2,n), device=x.device).T # row and column offsets, one pair per image
+        flips = torch.rand(n, device=x.device)<0.5 if self.flip else torch.zeros(n, dtype=torch.bool, device=x.device)
+        return pad_crop_flip(x, off, flips, self.pad)
+
+# %% ../nbs/05_data.ipynb #553a6904
+_GOLDEN,_M1,_M2 = (np.uint64(c) for c in (0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB))
+
+def _mix(z):
+    "splitmix64's finaliser on a uint64 array: every input bit moves every output bit (the arithmetic wraps, mod 2**64)."
+    z = z + _GOLDEN
+    z = (z ^ (z >> np.uint64(30))) * _M1
+    z = (z ^ (z >> np.uint64(27))) * _M2
+    return z ^ (z >> np.uint64(31))
+
+def crop_draws(
+    seed:int, # the augmentation seed
+    epoch:int, # the epoch, from 0
+    idxs, # indices of the samples in their dataset
+    pad:int=4, # padding of the crop: the offsets are in [0, 2*pad]
+    flip:bool=True, # draw flips (else none is flipped)
+) -> tuple[Tensor,Tensor]:
+    "Crop offsets `(n, 2)` and flips `(n,)` of the samples `idxs` in `epoch`: a function of `(seed, epoch, index)` alone."
+    base = _mix(_mix(np.array([seed % 2**64], np.uint64)) ^ np.uint64(epoch))
+    h1 = _mix(base ^ np.asarray(idxs).astype(np.uint64))
+    h2 = _mix(h1)
+    n = np.uint64(2*pad+1)
+    off = np.stack([h1 % n, h2 % n], 1).astype(np.int64)
+    flips = (_mix(h2) >> np.uint64(63)).astype(bool) & flip # the top bit of a third hash
+    return torch.from_numpy(off), torch.from_numpy(flips)
+
+# %% ../nbs/05_data.ipynb #a7474152
+class ReplayCrops:
+    "The crops of `PadCropFlip`, drawn by `crop_draws`: given to a `TensorDL`, it gives sample `i` the same crop in epoch `e` of every run."
+    def __init__(self,
+        seed:int, # the augmentation seed
+        pad:int=4, # pixels of zero padding on each side
+        flip:bool=True, # mirror each image left-right with probability 0.5
+    ): store_attr()
+    def __call__(self, x:Tensor, epoch:int, idxs:Tensor) -> Tensor:
+        "The crops of images `x`, the samples `idxs`, in `epoch`."
+        return pad_crop_flip(x, *crop_draws(self.seed, epoch, idxs, self.pad, self.flip), self.pad)
+    def as_dict(self) -> dict: "Its settings, as a soft-label cache records them."; return dict(seed=self.seed, pad=self.pad, flip=self.flip)
+    def __repr__(self): return f"ReplayCrops(seed={self.seed}, pad={self.pad}, flip={self.flip})" 
 
 # %% ../nbs/05_data.ipynb #8293ca7c
 def image_stats(x:Tensor, n:int=10_000) -> tuple[list,list]:
@@ -155,6 +226,7 @@ def tensor_dls(
     augment:bool=True, # pad, random crop and flip on training batches
     pad:int=4, # padding of the random crop, in pixels
     flip:bool=True, # random horizontal flips
+    replay:int|None=None, # replay the augmentation of this seed (`ReplayCrops`) instead of drawing it from torch's generator
     device=None, # device of the batches and transforms; default: fastai's `default_device()`
     path:str|Path='.', # `dls.path`, under which a `Learner` saves its models
 ) -> DataLoaders:
@@ -162,11 +234,13 @@ def tensor_dls(
     x,y = train
     tr,va = split_idxs(y, valid_pct, seed, n_train)
     vocab = CategoryMap(vocab, sort=False)
-    tfms = [IntToFloatTensor(), *([PadCropFlip(pad, flip)] if augment else []),
+    if replay is not None and not augment: raise ValueError("replay seeds the augmentation, and augment=False turns it off: drop one of them.")
+    tfms = [IntToFloatTensor(), *([PadCropFlip(pad, flip)] if augment and replay is None else []),
             Normalize.from_stats(*(stats or image_stats(x[tr])), cuda=False)]
     sets = [ImageTensors(x[tr], y[tr], vocab, 0), ImageTensors(x[va], y[va], vocab, 1)]
     if test is not None: sets.append(ImageTensors(*test, vocab, 1))
-    dls = [TensorDL(s, bs=bs, shuffle=i==0, drop_last=i==0, after_batch=tfms) for i,s in enumerate(sets)]
+    crops = ReplayCrops(replay, pad, flip) if replay is not None else None
+    dls = [TensorDL(s, bs=bs, shuffle=i==0, drop_last=i==0, after_batch=tfms, replay=crops if i==0 else None) for i,s in enumerate(sets)]
     return DataLoaders(*dls, path=path, device=ifnone(device, default_device()))
 
 # %% ../nbs/05_data.ipynb #bcd5f88f
@@ -284,9 +358,10 @@ def get_data(
     seed:int=defaults.seed, # seed of the train/valid split and of the `n_train` subset
     n_train:int|None=None, # use a stratified subset of this many training images (train + valid)
     path:str|Path|None=None, # for 'cifar10' and 'cifar100': a local copy (`train/`, `test/`) instead of downloading
+    replay:int|None=None, # replay the augmentation of this seed (see `ReplayCrops`)
 ) -> DataLoaders:
     "`DataLoaders` (train, valid and `test`) for the data called `data`."
-    kw = dict(bs=bs, seed=seed, n_train=n_train)
+    kw = dict(bs=bs, seed=seed, n_train=n_train, replay=replay)
     if path is not None and data not in ('cifar10', 'cifar100'):
         raise ValueError(f"`path` locates a local copy of CIFAR; for {str(data)!r} give the folder itself as the data.")
     if data=='embedded': return fashion_mnist('embedded', **kw)

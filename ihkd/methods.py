@@ -10,6 +10,7 @@ from fastcore.basics import listify, store_attr
 from .core import defaults
 from .heads import HeadedModel
 from .callbacks import CohortDistill, ModelCohort
+from .cache import SoftLabelCache, cached
 from .recipe import make_model, train_student
 
 # %% auto #0
@@ -105,6 +106,7 @@ def distill(
     alpha:float=defaults.alpha, T:float=defaults.T, mode:str=defaults.mode,
     drop:float=defaults.drop, # for 'dgkd': chance that a member of the cohort sits out a batch
     tau:dict|None=None, # for 'kd' and 'dih': calibration temperatures of the teacher's members by name (`cohort_temperatures`)
+    cache:SoftLabelCache|list|None=None, # soft-label caches of the teaching members (`build_cache`), read instead of running them
     path='.', quiet:bool=False,
 ) -> tuple:
     "Train `student` with `method` and the reference recipe; return the `Learner` and its record."
@@ -113,6 +115,7 @@ def distill(
     if tau is not None and not m.calibrates:
         raise ValueError(f"Method {method!r} cannot use calibration temperatures: they scale a teacher's members, for {', '.join(n for n,o in METHODS.items() if o.calibrates)}.")
     cbs = m.cbs(teacher, assistants, alpha=alpha, T=T, mode=mode, drop=drop, **({'tau': tau} if tau is not None else {}))
+    if cache is not None: cbs = cached(cbs, cache)
     learn, rec = train_student(student, dls, cbs=cbs, epochs=epochs, lr=lr, path=path, quiet=quiet)
     return learn, {'method': method, **rec}
 

@@ -4,17 +4,17 @@
 
 # %% ../nbs/15_pretrained.ipynb #2949ba7d
 from __future__ import annotations
-import hashlib, json, shutil
+import json, shutil
 from pathlib import Path
 
 from torch import nn
 import ihkd
-from .core import CheckpointError, atomic_save, load_file, write_text
+from .core import CheckpointError, atomic_save, file_sha256, load_file, write_text
 from .models import get_model
 
 # %% auto #0
-__all__ = ['TEACHERS_PATH', 'DATA_ALIASES', 'shipped_teachers', 'ships_teacher', 'teacher_card', 'file_sha256',
-           'pretrained_teacher', 'model_card', 'ship_teacher']
+__all__ = ['TEACHERS_PATH', 'DATA_ALIASES', 'shipped_teachers', 'ships_teacher', 'teacher_card', 'pretrained_teacher',
+           'model_card', 'ship_teacher']
 
 # %% ../nbs/15_pretrained.ipynb #b1255a61
 TEACHERS_PATH = Path(ihkd.__file__).parent/'assets'/'teachers' # the teachers that ship with ihkd
@@ -39,13 +39,6 @@ def teacher_card(data:str='fashion-mnist', model:str='resnet20', path=None) -> d
     return json.loads((Path(path or TEACHERS_PATH)/name/'card.json').read_text())
 
 # %% ../nbs/15_pretrained.ipynb #e90a8a61
-def file_sha256(fname) -> str:
-    "The sha256 of the file `fname`, in hex."
-    h = hashlib.sha256()
-    with open(fname, 'rb') as f:
-        for b in iter(lambda: f.read(1<<20), b''): h.update(b)
-    return h.hexdigest()
-
 def pretrained_teacher(data:str='fashion-mnist', model:str='resnet20', path=None) -> nn.Module:
     "The shipped `model` trained on `data`, in eval mode, its weights checked against the sha256 of its model card."
     card,f = teacher_card(data, model, path),Path(path or TEACHERS_PATH)/_name(data, model)/'teacher.pth'

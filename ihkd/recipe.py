@@ -57,6 +57,9 @@ class EpochCheckpoint(Callback):
         s = self.state or {}
         self.done,self.history,self.t0 = s.get('epoch', -1)+1,s.get('history', {}),time.time()-s.get('seconds', 0.)
 
+    def before_train(self): # a loader that replays its crops (`ReplayCrops`) replays those of the whole run's epoch
+        if hasattr(self.dl, 'set_epoch'): self.dl.set_epoch(self.done+self.epoch)
+
     def after_epoch(self):
         names = self.recorder.metric_names[1:len(self.recorder.values[-1])+1] # without 'epoch' and 'time'
         for n,v in zip(names, self.recorder.values[-1]): self.history.setdefault(n, []).append(round(float(v), 5))

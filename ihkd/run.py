@@ -5,6 +5,7 @@
 # %% ../nbs/08_run.ipynb #104b2343
 from __future__ import annotations
 import hashlib, json, os, shutil
+from contextlib import nullcontext
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from .data import get_data
 from .recipe import make_model, measure_model, train_teacher, train_heads, save_checkpoint, load_checkpoint
 from .pretrained import pretrained_teacher, ships_teacher, teacher_card
 from .calibration import cohort_temperatures, member_stats
+from .cache import SoftLabelCache, build_cache
 from .methods import METHODS, get_method, distill
 
 # %% auto #0
@@ -33,7 +35,8 @@ _TEACHER = ('data', 'data_path', 'n_train', 'split_seed', 'bs', 'teacher', 'trai
 _TRAINING = ('teacher_epochs', 'teacher_lr', 'teacher_seed') # what only a teacher trained here uses
 SHARED_STEPS = {'teacher': _TEACHER, # the config entries each shareable step depends on
                 'heads': _TEACHER + ('head', 'head_epochs', 'head_lr', 'seed'),
-                'assistant': _TEACHER + ('assistant', 'student_epochs', 'lr', 'alpha', 'T', 'mode', 'seed')}
+                'assistant': _TEACHER + ('assistant', 'student_epochs', 'lr', 'alpha', 'T', 'mode', 'seed', 'cache')}
+SHARED_STEPS.update({f'cache_{s}': SHARED_STEPS.get(s, _TEACHER) + ('seed', 'student_epochs') for s in ('teacher', 'heads', 'assistant')}) # the seed replays the crops
 
 class Run:
     "A DIH experiment in folder `out`: teacher -> heads -> students, each step checkpointed and recorded in `record.json`."
@@ -64,6 +67,7 @@ class Run:
         mode:str=defaults.mode, # cohort loss: paper or normalised
         calibrate:bool=defaults.calibrate, # kd, dih: fit a temperature per teacher member on the validation split and divide its logits by it
         drop:float=defaults.drop, # dgkd: chance that the teacher or the assistant sits out a batch
+        cache:bool=False, # students and the assistant replay their crops and read their teachers' logits from soft-label caches built once
         work:str|None=None, # a folder shared by runs, holding teachers, heads and assistants any of them can reuse
         quiet:bool=False, # no progress bars or training logs
         force:bool=False, # start the output folder over
@@ -127,9 +131,11 @@ def _save_record(self:Run): atomic_save(json.dumps(self.record, indent=1), self.
 def _done(self:Run, step, fname): return step in self.record['steps'] and (self.out/fname).exists()
 
 @patch
-def _data(self:Run):
+def _data(self:Run, replay:bool=False):
     c = self.config
-    return get_data(c['data'], bs=c['bs'], seed=c['split_seed'], n_train=c['n_train'], path=c['data_path'])
+    return get_data(c['data'], bs=c['bs'], seed=c['split_seed'], n_train=c['n_train'], path=c['data_path'], replay=c['seed'] if replay else None)
+
+def _replays(step): return step=='assistant' or step.startswith(('student_', 'cache_')) # with `cache`: the steps that see replayed crops
 
 @patch
 def _start(self:Run, step):
@@ -137,7 +143,7 @@ def _start(self:Run, step):
     c = self.config
     set_seed(c['teacher_seed'] if step=='teacher' and not self.shipped else c['seed'], reproducible=True)
     if not self.quiet: print(f"== {step}")
-    return self._data()
+    return self._data(replay=c['cache'] and _replays(step))
 
 @patch
 def _finish(self:Run, step, rec):
@@ -203,8 +209,10 @@ def heads(self:Run) -> HeadedModel:
 def assistant(self:Run) -> nn.Module:
     "The assistant of TAKD and DGKD, a student of the teacher by KD: loaded from `assistant.pth` if that step is done, else taken from `work` or trained."
     c, teacher = self.config, self.teacher()
+    if self._done('assistant', 'assistant.pth'): return load_checkpoint(make_model(c['assistant'], self._data()), self.out/'assistant.pth')
+    caches = self._caches(get_method('kd'))
     return self._step('assistant', load=lambda f: load_checkpoint(make_model(c['assistant'], self._data()), f),
-        train=lambda dls: distill(c['assistant'], dls, 'kd', teacher=teacher, **self._student_options()))
+        train=lambda dls: distill(c['assistant'], dls, 'kd', teacher=teacher, cache=caches, **self._student_options()))
 
 @patch
 def _student_options(self:Run):
@@ -220,7 +228,9 @@ def student(self:Run, method:str) -> nn.Module:
     teacher = self.heads() if 'heads' in m.needs else self.teacher() if 'teacher' in m.needs else None # earlier steps first: each sets its own seed
     assistants = [self.assistant()] if 'assistant' in m.needs else None
     tau = self.calibration() if c['calibrate'] and m.calibrates else None
-    return self._step(step, load=load, train=lambda dls: distill(c['student'], dls, method, teacher=teacher, assistants=assistants, tau=tau, **self._student_options()))
+    caches = self._caches(m)
+    return self._step(step, load=load, train=lambda dls: distill(c['student'], dls, method, teacher=teacher, assistants=assistants, tau=tau,
+                                                                 cache=caches, **self._student_options()))
 
 @patch
 def calibration(self:Run) -> dict:
@@ -232,6 +242,29 @@ def calibration(self:Run) -> dict:
     tau = cohort_temperatures(cohort, dls)
     self._finish('calibration', {'tau': tau, 'n_valid': len(dls.valid_ds)})
     return tau
+
+@patch
+def soft_labels(self:Run, of:str) -> SoftLabelCache:
+    "The soft-label cache of `of` ('heads', 'teacher' or 'assistant') for the students' epochs, in `out/cache-<of>` or shared in `work`: built once, then opened."
+    step,shared = f'cache_{of}',self.work is not None
+    folder = self.work/f'{step}-{self.key(step)}' if shared else self.out/f'cache-{of}'
+    if step in self.record['steps'] and (folder/'cache.json').exists(): return SoftLabelCache(folder, verify=False)
+    if not shared: shutil.rmtree(folder, ignore_errors=True) # not in the record: left by a run this folder started over
+    cohort = getattr(self, of)()
+    with locked(folder.with_name(f'.{folder.name}.lock')) if shared else nullcontext(): # in `work`: built by one run, opened by the others
+        cache = build_cache(cohort, self._start(step).train, folder, epochs=self.config['student_epochs'], quiet=self.quiet)
+    self._finish(step, {'members': cache.names, 'epochs': cache.epochs, 'bytes': sum(f['bytes'] for f in cache.meta['files'].values()),
+                        'seconds': cache.meta['seconds'], 'path': str(folder)})
+    return cache
+
+@patch
+def _caches(self:Run, m) -> list|None:
+    "The caches a student of method `m` reads (with `cache`): its teacher's members, from the heads model where the run has one, and its assistant's."
+    c = self.config
+    if not c['cache'] or not m.needs: return None
+    heads = any('heads' in get_method(n).needs for n in c['methods'])
+    return ([self.soft_labels('heads' if heads else 'teacher')] if {'teacher', 'heads'} & set(m.needs) else []) + \
+           ([self.soft_labels('assistant')] if 'assistant' in m.needs else [])
 
 @patch
 def run(self:Run) -> dict:
@@ -257,6 +290,8 @@ def results_table(record:dict) -> str:
         rows += [_row(f'head on {n}', f"{h['head']} head", h['params'][n], a, '') for n,a in h['test_acc'].items() if n!='output']
         rows.append(f"| (head training) | | | | {h['seconds']} |")
     if 'assistant' in s: a = s['assistant']; rows.append(_row('assistant, KD', a['model'], a['params'], a['test_acc'], a['seconds']))
+    for step,r in s.items():
+        if step.startswith('cache_'): rows.append(f"| (soft-label cache of the {step[6:]}) | {len(r['members'])} members x {r['epochs']} epochs | {r['bytes']/2**20:.1f} MiB | | {r['seconds']} |")
     for step,r in s.items():
         if not step.startswith('student_'): continue
         m = step[len('student_'):]
