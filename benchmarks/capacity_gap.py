@@ -1,0 +1,195 @@
+"""Benchmark v2 (issue 12, part 4): students across capacity gaps, taught by a shipped teacher on full Fashion-MNIST, from soft-label caches.
+
+Every (seed, student, variant) is one `ihkd.run.Run` with `cache=True` in `--work`/runs; teacher, heads, assistant and the
+soft-label caches are shared through `--work`/shared, so each is made once per seed. Each finished run is added at once
+to the results JSON and the table and plot are redrawn, so an interrupted grid keeps what it finished and resumes where it
+stopped; several processes (one per core, each with its own --seeds) may share one results file and work folder.
+
+The report gives, per student, each variant's validation and test accuracy and its paired per-seed difference against
+CE and against KD with 95% t intervals, and the epoch at which CE's validation accuracy peaked (the last epoch means
+the students may not have converged). The plot is the paper's claim: gain over CE and over KD against the
+teacher/student parameter ratio, one line per method.
+
+    OMP_NUM_THREADS=1 python benchmarks/capacity_gap.py --epochs 30 --seeds 0 1 2             # the grid (hours per run on a CPU)
+    python benchmarks/capacity_gap.py --data embedded --n_train 1000 --teacher resnet20 --students resnet8_quarter \\
+        --variants ce kd dih --epochs 1 --seeds 0 1 --out /tmp/cg --work /tmp/cg-work         # a smoke test
+    python benchmarks/capacity_gap.py --report --out ...                                       # redraw from the JSON
+"""
+from __future__ import annotations
+import argparse, json, math, os, platform, shlex, statistics, sys, time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from ihkd.core import atomic_save, config_diff, locked, versions, write_text
+from ihkd.models import cifar_resnet, model_names, register_model
+from ihkd.run import Run
+
+VARIANTS = { # name -> (method, Run options, label)
+    'ce': ('ce', {}, 'CE'),
+    'kd': ('kd', dict(calibrate=False), 'KD'),
+    'takd': ('takd', {}, 'TAKD'),
+    'dgkd': ('dgkd', {}, 'DGKD'),
+    'dih': ('dih', dict(head='paper', mode='paper', calibrate=False), 'DIH (paper loss)'),
+    'dih_norm': ('dih', dict(head='paper', mode='normalised', calibrate=False), 'DIH (normalised loss)'),
+    'dih_pooled': ('dih', dict(head='pooled', head_lr=0.1, calibrate=False), 'DIH (pooled heads, lr 0.1)'),
+    'dih_cal': ('dih', dict(head='paper', mode='paper', calibrate=True), 'DIH (calibrated)'),
+}
+T95 = {2: 12.706, 3: 4.303, 4: 3.182, 5: 2.776, 6: 2.571, 7: 2.447, 8: 2.365, 9: 2.306, 10: 2.262}
+
+def _narrow(f): # ResNet-8 at a fraction of its width: the far end of the capacity-gap ladder
+    def make(n_out=100, in_channels=3): return cifar_resnet(8, n_out, in_channels, widths=tuple(int(w*f) for w in (16, 32, 64)), stem=int(16*f))
+    return make
+for name,f in (('resnet8_half', 0.5), ('resnet8_quarter', 0.25)):
+    if name not in model_names(): register_model(name, _narrow(f))
+
+CONFIG = ('data', 'n_train', 'teacher', 'assistant', 'students', 'variants', 'epochs', 'head_epochs', 'split_seed', 'bs', 'lr', 'T', 'alpha')
+
+def parse(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    a = p.add_argument
+    a('--data', default='fashion-mnist'); a('--n_train', type=int, help="training images used (train + valid); default: all")
+    a('--teacher', default='resnet56', help="a teacher that ships for the data (see ihkd.pretrained)")
+    a('--assistant', default='resnet20', help="assistant of TAKD and DGKD")
+    a('--students', nargs='+', default=['resnet20', 'resnet8', 'resnet8_half', 'resnet8_quarter'])
+    a('--variants', nargs='+', default=list(VARIANTS), choices=list(VARIANTS))
+    a('--epochs', type=int, required=True, help="epochs of every student and the assistant: state how they were chosen")
+    a('--head_epochs', type=int, default=3); a('--split_seed', type=int, default=42, help="must be the shipped teacher's")
+    a('--bs', type=int, default=64); a('--lr', type=float, default=0.1); a('--T', type=float, default=5.); a('--alpha', type=float, default=0.1)
+    a('--seeds', type=int, nargs='+', default=[0, 1, 2])
+    a('--out', default=str(Path(__file__).parent/'results')); a('--name', default='capacity_gap')
+    a('--work', default='runs/capacity-gap', help="run folders and the shared teacher, heads, assistants and caches")
+    a('--report', action='store_true', help="only redraw the table and the plot from the JSON")
+    if '--report' in (argv if argv is not None else sys.argv[1:]):
+        for act in p._actions:
+            if act.dest=='epochs': act.required = False
+    return p.parse_args(argv)
+
+class Results:
+    "The JSON of every finished run, rewritten atomically under a lock after each one."
+    def __init__(self, args, argv):
+        out = Path(args.out); out.mkdir(parents=True, exist_ok=True)
+        self.file,self.lock,self.stem = out/f'{args.name}.json',out/f'.{args.name}.lock',out/args.name
+        if args.report: self.d = json.loads(self.file.read_text()); return
+        config = {k: getattr(args, k) for k in CONFIG}
+        cmd = f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '')} python benchmarks/capacity_gap.py {shlex.join(argv)}"
+        with locked(self.lock):
+            if self.file.exists():
+                self.d = json.loads(self.file.read_text())
+                if diff := config_diff(self.d['config'], config): sys.exit(f"{self.file} holds another grid (saved, asked): {diff}. Use --out/--name.")
+                self.d['commands'].append(cmd)
+            else: self.d = {'config': config, 'commands': [cmd], 'machine': _machine(), 'runs': [], 'teacher': None,
+                            'started': datetime.now(timezone.utc).isoformat(timespec='seconds')}
+            self.save()
+
+    def save(self): atomic_save(json.dumps(self.d, indent=1), self.file, save=write_text)
+    def done(self, **key):
+        with locked(self.lock): self.d = json.loads(self.file.read_text())
+        return any(all(r[k]==v for k,v in key.items()) for r in self.d['runs'])
+
+    def add(self, rec, teacher):
+        with locked(self.lock):
+            self.d = json.loads(self.file.read_text())
+            self.d['runs'].append(rec); self.d['teacher'] = teacher
+            self.d['updated'] = datetime.now(timezone.utc).isoformat(timespec='seconds')
+            self.save()
+            atomic_save(report(self.d), self.stem.with_suffix('.md'), save=write_text)
+            draw(self.d, self.stem.with_suffix('.png'))
+
+def _machine():
+    return {'cpu': platform.processor() or platform.machine(), 'cores': os.cpu_count(), 'OMP_NUM_THREADS': os.environ.get('OMP_NUM_THREADS'), **versions()}
+
+def train(args, res, seed, student, variant):
+    "One student of one variant, as a cached `Run` sharing its pieces through the work folder."
+    if res.done(seed=seed, student=student, variant=variant): return
+    method, options, _ = VARIANTS[variant]
+    c = res.d['config']
+    run = Run(Path(args.work)/'runs'/f's{seed}'/f'{student}-{variant}', data=c['data'], n_train=c['n_train'], teacher=c['teacher'],
+              student=student, assistant=c['assistant'], methods=[method], head_epochs=c['head_epochs'], student_epochs=c['epochs'],
+              lr=c['lr'], bs=c['bs'], seed=seed, split_seed=c['split_seed'], T=c['T'], alpha=c['alpha'], cache=True,
+              work=Path(args.work)/'shared', quiet=True, **options)
+    if not run.shipped: sys.exit(f"No trained {c['teacher']} ships for {c['data']}: this benchmark distils from shipped teachers (see ihkd.pretrained).")
+    t0, steps = time.time(), run.run()['steps']
+    r = steps[f'student_{method}']
+    res.add({'seed': seed, 'student': student, 'variant': variant, 'params': r['params'], 'valid_acc': r['valid_acc'], 'test_acc': r['test_acc'],
+             'seconds': r['seconds'], 'wall_s': round(time.time()-t0, 1), 'valid_history': r['history'].get('accuracy')},
+            {k: steps['teacher'][k] for k in ('model', 'params', 'valid_acc', 'test_acc', 'shipped')})
+    print(f"seed {seed} {student:>15} {variant:>10}: valid {r['valid_acc']:.4f} test {r['test_acc']:.4f} ({r['seconds']} s)", flush=True)
+
+# ---- the report ----
+
+def paired(d, student, variant, base, split):
+    "Per-seed differences `variant - base` on `split`, in points, over the seeds where both finished."
+    acc = {(r['variant'], r['seed']): 100*r[split] for r in d['runs'] if r['student']==student}
+    return [acc[variant, s]-acc[base, s] for (v,s) in acc if v==variant and (base, s) in acc]
+
+def mean_ci(v):
+    "Mean and half-width of the 95% t interval (nan with fewer than two values)."
+    if not v: return float('nan'), float('nan')
+    m = statistics.mean(v)
+    return m, (T95.get(len(v), 1.96)*statistics.stdev(v)/math.sqrt(len(v)) if len(v)>1 else float('nan'))
+
+def _fmt(m, ci): return '' if m!=m else f"{m:+.2f}" + (f" ± {ci:.2f}" if ci==ci else '')
+
+def report(d) -> str:
+    c, t = d['config'], d['teacher']
+    lines = ["# Capacity-gap benchmark (v2)", "",
+             f"Data: {c['data']}" + (f", {c['n_train']:,} training images (train + valid)" if c['n_train'] else ", the whole training split") +
+             f" (validation split of seed {c['split_seed']}, the teacher's); test set evaluated once per model. Teacher: the shipped {t['model']} "
+             f"({t['params']:,} parameters, test {100*t['test_acc']:.2f}%). Heads {c['head_epochs']} epochs; assistant {c['assistant']} and every student "
+             f"{c['epochs']} epochs, SGD recipe at lr {c['lr']}, batch {c['bs']}, T={c['T']:g}, alpha={c['alpha']:g}; every student read its teachers "
+             "from soft-label caches (replayed crops). Differences are paired by seed, in points, with 95% t intervals.", ""]
+    for s in c['students']:
+        rs = [r for r in d['runs'] if r['student']==s]
+        if not rs: continue
+        ce = [r for r in rs if r['variant']=='ce']
+        peak = [h.index(max(h)) for h in (r['valid_history'] for r in ce) if h]
+        lines += [f"## {s} ({rs[0]['params']:,} parameters, teacher/student ratio {t['params']/rs[0]['params']:.1f})", "",
+                  f"CE's validation accuracy peaked at epoch {', '.join(map(str, peak))} of 0..{c['epochs']-1} (one per seed)." if peak else "", "",
+                  "| variant | n | valid (%) | test (%) | test - CE | test - KD | valid - CE | valid - KD |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+        for v in c['variants']:
+            vr = [r for r in rs if r['variant']==v]
+            if not vr: continue
+            te = [100*r['test_acc'] for r in vr]
+            lines.append(f"| {VARIANTS[v][2]} | {len(vr)} | {statistics.mean(100*r['valid_acc'] for r in vr):.2f} | {statistics.mean(te):.2f}"
+                         + (f" ± {statistics.stdev(te):.2f}" if len(te)>1 else '') + " | "
+                         + ' | '.join(_fmt(*mean_ci(paired(d, s, v, b, split))) if v!=b else '' for split in ('test_acc', 'valid_acc') for b in ('ce', 'kd')) + " |")
+        lines.append("")
+    m = d['machine']
+    lines += [f"Machine: {m['cpu']}, {m['cores']} cores, OMP_NUM_THREADS={m['OMP_NUM_THREADS']}, device {m['device']}; ihkd {m['ihkd']}, torch {m['torch']}, fastai {m['fastai']}.",
+              f"Started {d['started']}, last update {d.get('updated', '-')}.", "", "Commands:", "", *[f"    {x}" for x in d['commands']], ""]
+    return '\n'.join(lines)
+
+def draw(d, fn):
+    "Gain over CE and over KD (test, paired, 95% intervals) against the teacher/student parameter ratio, one line per variant."
+    import matplotlib; matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    c, t = d['config'], d['teacher']
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), sharey=True)
+    params = {r['student']: r['params'] for r in d['runs']}
+    for ax, base in zip(axes, ('ce', 'kd')):
+        for v in c['variants']:
+            if v==base: continue
+            pts = [(t['params']/params[s], *mean_ci(paired(d, s, v, base, 'test_acc'))) for s in c['students'] if s in params]
+            pts = sorted(p for p in pts if p[1]==p[1])
+            if pts: ax.errorbar([p[0] for p in pts], [p[1] for p in pts], yerr=[0 if p[2]!=p[2] else p[2] for p in pts], marker='o', capsize=3, label=VARIANTS[v][2])
+        ratios = sorted(t['params']/params[s] for s in c['students'] if s in params)
+        ax.axhline(0, color='k', lw=0.8); ax.set_xscale('log'); ax.grid(alpha=0.3)
+        ax.set_xticks(ratios, [f'{r:.1f}' for r in ratios]); ax.minorticks_off()
+        ax.set_xlabel(f"teacher ({t['model']}) / student parameters"); ax.set_title(f"test accuracy gain over {base.upper()} (points)")
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    atomic_save(fig, fn, save=lambda f, path: f.savefig(path, dpi=80, format='png'))
+    plt.close(fig)
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse(argv)
+    res = Results(args, argv)
+    if args.report:
+        atomic_save(report(res.d), res.stem.with_suffix('.md'), save=write_text); draw(res.d, res.stem.with_suffix('.png')); return
+    for seed in args.seeds:
+        for s in args.students:
+            for v in args.variants: train(args, res, seed, s, v)
+    print(report(res.d))
+
+if __name__=='__main__': main()
