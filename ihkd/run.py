@@ -209,10 +209,10 @@ def heads(self:Run) -> HeadedModel:
 def assistant(self:Run) -> nn.Module:
     "The assistant of TAKD and DGKD, a student of the teacher by KD: loaded from `assistant.pth` if that step is done, else taken from `work` or trained."
     c, teacher = self.config, self.teacher()
-    if self._done('assistant', 'assistant.pth'): return load_checkpoint(make_model(c['assistant'], self._data()), self.out/'assistant.pth')
+    def load(f): return load_checkpoint(make_model(c['assistant'], self._data()), f)
+    if self._done('assistant', 'assistant.pth'): return load(self.out/'assistant.pth') # done: no cache to build for it
     caches = self._caches(get_method('kd'))
-    return self._step('assistant', load=lambda f: load_checkpoint(make_model(c['assistant'], self._data()), f),
-        train=lambda dls: distill(c['assistant'], dls, 'kd', teacher=teacher, cache=caches, **self._student_options()))
+    return self._step('assistant', load=load, train=lambda dls: distill(c['assistant'], dls, 'kd', teacher=teacher, cache=caches, **self._student_options()))
 
 @patch
 def _student_options(self:Run):
