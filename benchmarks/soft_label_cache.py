@@ -17,7 +17,6 @@ import argparse, json, math, platform, statistics, sys, tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from fastai.learner import Learner
