@@ -15,7 +15,7 @@ from fastcore.basics import patch
 from fastcore.foundation import L
 from fastai.data.transforms import Normalize
 
-from .core import cohort_logits, cohort_names, config_diff, evaluating, file_sha256, model_device, state_sha256, versions, write_text
+from .core import autocasting, check_amp, models_list, cohort_logits, cohort_names, config_diff, evaluating, file_sha256, model_device, state_sha256, versions, write_text
 from .heads import HeadedModel
 from .callbacks import CohortDistill, ModelCohort
 
@@ -125,12 +125,13 @@ def build_cache(
     budget:float=8., # refuse a cache larger than this many GiB
     bs:int=256, # batch size of the cohorts' passes
     quiet:bool=False, # print neither the size nor the time
+    amp:str|None=None, # run the cohorts in mixed precision, 'bf16' or 'fp16': the logits they teach with in a student's `amp` training
 ) -> SoftLabelCache:
     "Run `cohorts` over `epochs` epochs of `dl`'s replayed crops and store every member's logits in folder `path`."
-    cohorts,path = list(cohorts) if isinstance(cohorts, (list, tuple)) else [cohorts],Path(path) # a model may be iterable (nn.Sequential)
+    cohorts,path = models_list(cohorts),Path(path)
     if dtype not in ('float16', 'float32'): raise ValueError(f"dtype is 'float16' or 'float32', not {dtype!r}.")
     members = [{'name': n, 'sha256': s} for c in cohorts for n,s in member_checksums(c).items()]
-    key = {**replay_key(dl), 'epochs': epochs, 'dtype': dtype, 'topk': topk, 'members': members}
+    key = {**replay_key(dl), 'epochs': epochs, 'dtype': dtype, 'topk': topk, 'members': members, 'amp': check_amp(amp)}
     if path.exists(): return _existing(path, key)
     n_classes = dl.dataset.c
     if topk is not None and not 0<topk<=n_classes: raise ValueError(f"topk keeps k of the {n_classes} logits of each member: 0 < k <= {n_classes}, not {topk}.")
@@ -139,7 +140,7 @@ def build_cache(
     tmp = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
     try:
         tmp.mkdir(parents=True)
-        seconds = _fill(cohorts, dl, tmp, shape, dtype, topk, bs)
+        seconds = _fill(cohorts, dl, tmp, shape, dtype, topk, bs, amp)
         files = {f.name: {'bytes': f.stat().st_size, 'sha256': file_sha256(f)} for f in sorted(tmp.glob('*.npy'))}
         meta = {'key': key, 'n_classes': n_classes, 'files': files, 'seconds': round(seconds, 1), 'versions': versions()}
         write_text(json.dumps(meta, indent=1), tmp/'cache.json') # written last: it marks the cache complete
@@ -157,12 +158,13 @@ def _existing(path, key):
         raise CacheError(f"{path} holds another soft-label cache (its value, this one's): {diff}. Delete it or give another path.")
     return cache
 
-def _fill(cohorts, dl, folder, shape, dtype, topk, bs):
+def _fill(cohorts, dl, folder, shape, dtype, topk, bs, amp):
     "Write every member's logits on every epoch of `dl`'s crops into memory-mapped arrays in `folder`; the seconds it took."
     arrays = {n: np.lib.format.open_memmap(folder/n, 'w+', dt, s) for n,(dt,s) in _arrays(shape, dtype, topk, shape[-1]).items()}
     run,t0 = dl.new(shuffle=False, drop_last=False, bs=bs),time.time()
     with ExitStack() as stack:
         for c in cohorts: stack.enter_context(evaluating(c))
+        stack.enter_context(autocasting(cohorts[0], amp))
         for e in range(shape[0]):
             run.set_epoch(e)
             for xb,*_ in run:

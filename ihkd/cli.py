@@ -9,6 +9,7 @@ from fastcore.docments import docments
 
 with warnings.catch_warnings(): # fastai.layers compiles a function with torch.jit.script, which torch 2.10+ deprecates with a warning
     warnings.filterwarnings('ignore', message=r'`torch\.jit\.script` is deprecated', category=FutureWarning)
+    from ihkd.core import AMP_MODES
     from ihkd.heads import HEAD_KINDS
     from ihkd.losses import CohortLoss
     from ihkd.methods import METHODS
@@ -18,7 +19,7 @@ with warnings.catch_warnings(): # fastai.layers compiles a function with torch.j
 __all__ = ['main']
 
 # %% ../nbs/09_cli.ipynb #9945e102
-_CHOICES = {'methods': lambda: list(METHODS), 'head': lambda: list(HEAD_KINDS), 'mode': lambda: list(CohortLoss.modes)}
+_CHOICES = {'methods': lambda: list(METHODS), 'head': lambda: list(HEAD_KINDS), 'mode': lambda: list(CohortLoss.modes), 'amp': lambda: list(AMP_MODES)}
 
 def _add_flag(p, name, d):
     "Add `Run`'s argument `name` (its `docments` entry `d`) to parser `p` as `--name`."

@@ -5,7 +5,7 @@
 # %% ../nbs/00_core.ipynb #8792cf14
 from __future__ import annotations
 import fcntl, hashlib, os, pickle, platform
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, nullcontext
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -15,9 +15,9 @@ import fastai
 import ihkd
 
 # %% auto #0
-__all__ = ['defaults', 'evaluating', 'dummy_batch', 'model_device', 'n_params', 'versions', 'cohort_names', 'cohort_logits',
-           'cohort_predictions', 'atomic_save', 'write_text', 'locked', 'CheckpointError', 'load_file', 'file_sha256',
-           'state_sha256', 'config_diff']
+__all__ = ['defaults', 'AMP_MODES', 'evaluating', 'dummy_batch', 'model_device', 'n_params', 'models_list', 'check_amp',
+           'autocasting', 'versions', 'cohort_names', 'cohort_logits', 'cohort_predictions', 'atomic_save',
+           'write_text', 'locked', 'CheckpointError', 'load_file', 'file_sha256', 'state_sha256', 'config_diff']
 
 # %% ../nbs/00_core.ipynb #28b215ba
 defaults = SimpleNamespace(
@@ -62,6 +62,24 @@ def model_device(model:nn.Module) -> torch.device:
 def n_params(model:nn.Module) -> int:
     "The number of parameters of `model`, trainable or not."
     return sum(p.numel() for p in model.parameters())
+
+# %% ../nbs/00_core.ipynb #d181ce25
+def models_list(models) -> list:
+    "`models` as a list: a single model (an iterable `nn.Sequential` too) or zoo name becomes a list of one, None an empty list."
+    if models is None: return []
+    return [models] if isinstance(models, (nn.Module, str)) else list(models)
+
+# %% ../nbs/00_core.ipynb #f3790d5f
+AMP_MODES = {'bf16': torch.bfloat16, 'fp16': torch.float16} # mixed-precision modes by name, as fastai's `AMPMode` spells them
+
+def check_amp(amp:str|None) -> str|None:
+    "`amp` if it names a mixed-precision mode, or is None (float32); anything else is refused with the modes listed."
+    if amp is not None and amp not in AMP_MODES: raise ValueError(f"Unknown mixed-precision mode {amp!r}: use one of {', '.join(AMP_MODES)}, or none for float32.")
+    return amp
+
+def autocasting(model:nn.Module, amp:str|None):
+    "A context running `model` in mixed-precision mode `amp` on its device type, as `Learner.to_amp` trains it; for None, a context that changes nothing."
+    return torch.autocast(model_device(model).type, dtype=AMP_MODES[amp]) if check_amp(amp) else nullcontext()
 
 # %% ../nbs/00_core.ipynb #490b464f
 def versions() -> dict:

@@ -5,9 +5,9 @@
 # %% ../nbs/07_methods.ipynb #1328c35f
 from __future__ import annotations
 from torch import nn
-from fastcore.basics import listify, store_attr
+from fastcore.basics import store_attr
 
-from .core import defaults
+from .core import defaults, models_list
 from .heads import HeadedModel
 from .callbacks import CohortDistill, ModelCohort
 from .cache import SoftLabelCache, cached
@@ -108,29 +108,30 @@ def distill(
     tau:dict|None=None, # for 'kd' and 'dih': calibration temperatures of the teacher's members by name (`cohort_temperatures`)
     cache:SoftLabelCache|list|None=None, # soft-label caches of the teaching members (`build_cache`), read instead of running them
     path='.', quiet:bool=False,
+    amp:str|None=None, # mixed precision, 'bf16' or 'fp16' (see `Learner.to_amp`): the student's forward pass and its teachers'
 ) -> tuple:
     "Train `student` with `method` and the reference recipe; return the `Learner` and its record."
-    m,assistants = get_method(method),listify(assistants)
+    m,assistants = get_method(method),models_list(assistants)
     m.check(teacher, assistants)
     if tau is not None and not m.calibrates:
         raise ValueError(f"Method {method!r} cannot use calibration temperatures: they scale a teacher's members, for {', '.join(n for n,o in METHODS.items() if o.calibrates)}.")
     cbs = m.cbs(teacher, assistants, alpha=alpha, T=T, mode=mode, drop=drop, **({'tau': tau} if tau is not None else {}))
     if cache is not None: cbs = cached(cbs, cache)
-    learn, rec = train_student(student, dls, cbs=cbs, epochs=epochs, lr=lr, path=path, quiet=quiet)
-    return learn, {'method': method, **rec}
+    learn, rec = train_student(student, dls, cbs=cbs, epochs=epochs, lr=lr, path=path, quiet=quiet, amp=amp)
+    return learn, {'method': method, **rec, **({'amp': amp} if amp else {})}
 
 # %% ../nbs/07_methods.ipynb #42605e81
-def _assistant_models(assistants, dls): return [make_model(a, dls) for a in listify(assistants)]
+def _assistant_models(assistants, dls): return [make_model(a, dls) for a in models_list(assistants)]
 
 def takd(
     student:str|nn.Module, # a zoo name or a model
     dls, teacher:nn.Module, # a trained teacher
     assistants:list|str|nn.Module='resnet20', # assistant models (zoo names or untrained models), largest first
     *, epochs:int=defaults.student_epochs, lr:float=defaults.lr, alpha:float=defaults.alpha, T:float=defaults.T,
-    mode:str=defaults.mode, path='.', quiet:bool=False,
+    mode:str=defaults.mode, path='.', quiet:bool=False, amp:str|None=None, # mixed precision of every step, see `distill`
 ) -> tuple:
     "TAKD: KD from `teacher` to each assistant in turn, then from the last assistant to `student`; the `Learner` and its record."
-    kw = dict(epochs=epochs, lr=lr, alpha=alpha, T=T, mode=mode, path=path, quiet=quiet)
+    kw = dict(epochs=epochs, lr=lr, alpha=alpha, T=T, mode=mode, path=path, quiet=quiet, amp=amp)
     recs, prev = [], teacher
     for a in _assistant_models(assistants, dls):
         learn, rec = distill(a, dls, 'kd', teacher=prev, **kw)
@@ -145,11 +146,11 @@ def dgkd(
     assistants:list|str|nn.Module='resnet20', # assistant models (zoo names or untrained models), largest first
     *, drop:float=defaults.drop, # chance that a member of the cohort sits out a batch
     epochs:int=defaults.student_epochs, lr:float=defaults.lr, alpha:float=defaults.alpha, T:float=defaults.T,
-    mode:str=defaults.mode, path='.', quiet:bool=False,
+    mode:str=defaults.mode, path='.', quiet:bool=False, amp:str|None=None, # mixed precision of every step, see `distill`
 ) -> tuple:
     "DGKD: each assistant taught by the teacher and the larger assistants, then the student by all of them, with random dropping."
     if not 0<=drop<1: raise ValueError(f"drop is the chance of leaving a member out of a batch: give a value in [0, 1), not {drop}.")
-    kw = dict(epochs=epochs, lr=lr, alpha=alpha, T=T, mode=mode, path=path, quiet=quiet, drop=drop)
+    kw = dict(epochs=epochs, lr=lr, alpha=alpha, T=T, mode=mode, path=path, quiet=quiet, drop=drop, amp=amp)
     recs, trained = [], []
     for a in _assistant_models(assistants, dls):
         learn, rec = distill(a, dls, 'dgkd' if trained else 'kd', teacher=teacher, assistants=trained, **kw)

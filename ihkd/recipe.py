@@ -20,7 +20,8 @@ from fastai.callback.core import Callback
 from fastai.callback.schedule import ParamScheduler
 from fastai.callback.tracker import SaveModelCallback
 
-from .core import CheckpointError, atomic_save, defaults, load_file, n_params
+from .core import CheckpointError, atomic_save, check_amp, defaults, load_file, n_params
+from .fp16 import AnyDeviceMixedPrecision
 from .heads import HEAD_KINDS, HeadedModel
 from .callbacks import CohortDistill, heads_learner
 from .models import get_model
@@ -101,8 +102,12 @@ def _evaluate(learn, dl, quiet):
         with learn.no_bar(): return learn.validate(dl=dl)
     return learn.validate(dl=dl)
 
-def _learner(dls, model, path, **kwargs):
-    return Learner(dls, model, opt_func=reference_opt(), metrics=accuracy, path=path, model_dir='tmp', **kwargs)
+def _with_amp(learn, amp):
+    "`learn`, in mixed-precision mode `amp` where one is given (see `check_amp`)."
+    return learn.add_cb(AnyDeviceMixedPrecision(amp)) if check_amp(amp) else learn
+
+def _learner(dls, model, path, amp=None, **kwargs):
+    return _with_amp(Learner(dls, model, opt_func=reference_opt(), metrics=accuracy, path=path, model_dir='tmp', **kwargs), amp)
 
 def _model_record(learn, name, fitted, quiet):
     return {'model': name, 'params': n_params(learn.model), 'valid_acc': round(_evaluate(learn, learn.dls.valid, quiet)[1], 4),
@@ -118,9 +123,10 @@ def train_teacher(
     epochs:int=defaults.teacher_epochs, lr:float=defaults.lr,
     path='.', # folder for fastai's scratch files
     quiet:bool=False, # no progress bars or logs
+    amp:str|None=None, # mixed precision, 'bf16' or 'fp16' (see `Learner.to_amp`); None: float32
 ) -> tuple:
     "Train a teacher with cross-entropy and the reference recipe; return the `Learner` and its record."
-    learn = _learner(dls, make_model(model, dls), path)
+    learn = _learner(dls, make_model(model, dls), path, amp)
     return learn, _model_record(learn, _name(model), _fit(learn, epochs, lr, 'accuracy', quiet, 'teacher'), quiet)
 
 # %% ../nbs/06_recipe.ipynb #903eee28
@@ -130,11 +136,12 @@ def train_heads(
     head:str=defaults.head, # head kind, one of `HEAD_KINDS` (ignored when `teacher` has heads)
     layers:list|None=None, # layer names (default: the model's stages)
     path='.', quiet:bool=False,
+    amp:str|None=None, # mixed precision, 'bf16' or 'fp16' (see `Learner.to_amp`); None: float32
 ) -> tuple:
     "Train heads on the frozen `teacher`; return the `Learner` (its model the `HeadedModel`) and a record."
     if head not in HEAD_KINDS: raise ValueError(f"Unknown head kind {head!r}: use one of {', '.join(HEAD_KINDS)}.")
     hm = teacher if isinstance(teacher, HeadedModel) else HeadedModel(teacher, layers, HEAD_KINDS[head], x=dls.valid.one_batch()[0][:2])
-    learn = heads_learner(dls, hm, opt_func=reference_opt(), path=path, model_dir='tmp')
+    learn = _with_amp(heads_learner(dls, hm, opt_func=reference_opt(), path=path, model_dir='tmp'), amp)
     fitted = _fit(learn, epochs, lr, 'valid_loss', quiet, 'heads')
     accs = _evaluate(learn, dls.test, quiet)[1:]
     return learn, {'head': head, 'lr': lr, 'test_acc': {n: round(a, 4) for n,a in zip(hm.names, accs)},
@@ -146,18 +153,20 @@ def train_student(
     dls, *,
     cbs:list|None=None, # the callbacks that teach it (a `CohortDistill`, say); none: plain cross-entropy
     epochs:int=defaults.student_epochs, lr:float=defaults.lr, path='.', quiet:bool=False,
+    amp:str|None=None, # mixed precision, 'bf16' or 'fp16' (see `Learner.to_amp`); None: float32
 ) -> tuple:
     "Train `student` with the reference recipe and the teaching callbacks `cbs`; return the `Learner` and its record."
-    learn = _learner(dls, make_model(student, dls), path, cbs=L(cbs))
+    learn = _learner(dls, make_model(student, dls), path, amp, cbs=L(cbs))
     return learn, _model_record(learn, _name(student), _fit(learn, epochs, lr, 'accuracy', quiet, 'student'), quiet)
 
 # %% ../nbs/06_recipe.ipynb #8a4aefc8
 def measure_model(
     model:nn.Module, # a trained model
     dls, *, path='.', quiet:bool=False,
+    amp:str|None=None, # mixed precision, 'bf16' or 'fp16' (see `Learner.to_amp`); None: float32
 ) -> tuple:
     "A `Learner` around a model trained elsewhere and its record, as the steps return them: accuracies, size, no training time."
-    learn = _learner(dls, model, path)
+    learn = _learner(dls, model, path, amp)
     return learn, _model_record(learn, _name(model), {'seconds': 0.}, quiet)
 
 # %% ../nbs/06_recipe.ipynb #2cb9eda8

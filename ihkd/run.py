@@ -14,7 +14,7 @@ from torch import nn
 from fastcore.basics import ifnone, patch
 from fastai.torch_core import set_seed
 
-from .core import atomic_save, config_diff, defaults, locked, versions, write_text
+from .core import atomic_save, check_amp, config_diff, defaults, locked, versions, write_text
 from .heads import HEAD_KINDS, HeadedModel, save_heads, load_heads
 from .losses import CohortLoss
 from .data import get_data
@@ -31,7 +31,7 @@ __all__ = ['DEFAULT_METHODS', 'SHARED_STEPS', 'Run', 'results_table']
 DEFAULT_METHODS = ('ce', 'kd', 'dih') # what `ihkd run` trains unless told otherwise: the baselines need an extra assistant
 _WHERE = ('out', 'work', 'quiet', 'force') # where and how a run goes, not what it computes: not part of its config
 
-_TEACHER = ('data', 'data_path', 'n_train', 'split_seed', 'bs', 'teacher', 'train_teacher', 'teacher_epochs', 'teacher_lr', 'teacher_seed')
+_TEACHER = ('data', 'data_path', 'n_train', 'split_seed', 'bs', 'amp', 'teacher', 'train_teacher', 'teacher_epochs', 'teacher_lr', 'teacher_seed')
 _TRAINING = ('teacher_epochs', 'teacher_lr', 'teacher_seed') # what only a teacher trained here uses
 SHARED_STEPS = {'teacher': _TEACHER, # the config entries each shareable step depends on
                 'heads': _TEACHER + ('head', 'head_epochs', 'head_lr', 'seed'),
@@ -68,6 +68,7 @@ class Run:
         calibrate:bool=defaults.calibrate, # kd, dih: fit a temperature per teacher member on the validation split and divide its logits by it
         drop:float=defaults.drop, # dgkd: chance that the teacher or the assistant sits out a batch
         cache:bool=False, # students and the assistant replay their crops and read their teachers' logits from soft-label caches built once
+        amp:str|None=None, # mixed precision of every step, 'bf16' or 'fp16' (see `Learner.to_amp`): bf16 about halves the time on a CPU with bfloat16 arithmetic
         work:str|None=None, # a folder shared by runs, holding teachers, heads and assistants any of them can reuse
         quiet:bool=False, # no progress bars or training logs
         force:bool=False, # start the output folder over
@@ -89,6 +90,7 @@ class Run:
         if bad := [m for m in c['methods'] if m not in METHODS]: raise ValueError(f"Unknown methods {bad}: use some of {', '.join(METHODS)}.")
         if c['head'] not in HEAD_KINDS: raise ValueError(f"Unknown head kind {c['head']!r}: use one of {', '.join(HEAD_KINDS)}.")
         if c['mode'] not in CohortLoss.modes: raise ValueError(f"Unknown mode {c['mode']!r}: use one of {', '.join(CohortLoss.modes)}.")
+        check_amp(c['amp'])
         if self.shipped: self._check_shipped()
 
     def _check_shipped(self):
@@ -188,10 +190,10 @@ def teacher(self:Run) -> nn.Module:
     "The trained teacher: loaded from `teacher.pth` if that step is done, else taken from `work` or trained, and saved."
     c = self.config
     def train(dls):
-        if not self.shipped: return train_teacher(c['teacher'], dls, epochs=c['teacher_epochs'], lr=c['teacher_lr'], path=self.out, quiet=self.quiet)
+        if not self.shipped: return train_teacher(c['teacher'], dls, epochs=c['teacher_epochs'], lr=c['teacher_lr'], path=self.out, quiet=self.quiet, amp=c['amp'])
         card = teacher_card(c['data'], c['teacher'])
         if not self.quiet: print(f"   the shipped {card['name']} (add --train_teacher to train one)")
-        learn, rec = measure_model(pretrained_teacher(c['data'], c['teacher']), dls, path=self.out, quiet=self.quiet)
+        learn, rec = measure_model(pretrained_teacher(c['data'], c['teacher']), dls, path=self.out, quiet=self.quiet, amp=c['amp'])
         return learn, {**rec, 'model': c['teacher'], 'shipped': card['name'], 'sha256': card['sha256']}
     return self._step('teacher', train=train, load=lambda f: load_checkpoint(make_model(c['teacher'], self._data()), f))
 
@@ -201,7 +203,7 @@ def heads(self:Run) -> HeadedModel:
     c, teacher = self.config, self.teacher()
     def build(): return HeadedModel(teacher, head=HEAD_KINDS[c['head']], x=self._data().valid.one_batch()[0][:2])
     def train(dls):
-        learn, rec = train_heads(teacher, dls, epochs=c['head_epochs'], lr=c['head_lr'], head=c['head'], path=self.out, quiet=self.quiet)
+        learn, rec = train_heads(teacher, dls, epochs=c['head_epochs'], lr=c['head_lr'], head=c['head'], path=self.out, quiet=self.quiet, amp=c['amp'])
         return learn, {**rec, 'T': c['T'], 'members': member_stats(learn.model, dls.valid, T=c['T'])} # how soft each member teaches
     return self._step('heads', save=save_heads, load=lambda f: load_heads(build(), f), train=train)
 
@@ -217,7 +219,7 @@ def assistant(self:Run) -> nn.Module:
 @patch
 def _student_options(self:Run):
     c = self.config
-    return dict(epochs=c['student_epochs'], lr=c['lr'], alpha=c['alpha'], T=c['T'], mode=c['mode'], drop=c['drop'], path=self.out, quiet=self.quiet)
+    return dict(epochs=c['student_epochs'], lr=c['lr'], alpha=c['alpha'], T=c['T'], mode=c['mode'], drop=c['drop'], path=self.out, quiet=self.quiet, amp=c['amp'])
 
 @patch
 def student(self:Run, method:str) -> nn.Module:
@@ -246,23 +248,25 @@ def calibration(self:Run) -> dict:
 @patch
 def soft_labels(self:Run, of:str) -> SoftLabelCache:
     "The soft-label cache of `of` ('heads', 'teacher' or 'assistant') for the students' epochs, in `out/cache-<of>` or shared in `work`: built once, then opened."
-    step,shared = f'cache_{of}',self.work is not None
-    folder = self.work/f'{step}-{self.key(step)}' if shared else self.out/f'cache-{of}'
+    step,shared,folder = f'cache_{of}',self.work is not None,self._cache_folder(of)
     if step in self.record['steps'] and (folder/'cache.json').exists(): return SoftLabelCache(folder, verify=False)
     if not shared: shutil.rmtree(folder, ignore_errors=True) # not in the record: left by a run this folder started over
     cohort = getattr(self, of)()
     with locked(folder.with_name(f'.{folder.name}.lock')) if shared else nullcontext(): # in `work`: built by one run, opened by the others
-        cache = build_cache(cohort, self._start(step).train, folder, epochs=self.config['student_epochs'], quiet=self.quiet)
+        cache = build_cache(cohort, self._start(step).train, folder, epochs=self.config['student_epochs'], quiet=self.quiet, amp=self.config['amp'])
     self._finish(step, {'members': cache.names, 'epochs': cache.epochs, 'bytes': sum(f['bytes'] for f in cache.meta['files'].values()),
                         'seconds': cache.meta['seconds'], 'path': str(folder)})
     return cache
 
 @patch
+def _cache_folder(self:Run, of): return self.work/f'cache_{of}-{self.key(f"cache_{of}")}' if self.work is not None else self.out/f'cache-{of}'
+
+@patch
 def _caches(self:Run, m) -> list|None:
-    "The caches a student of method `m` reads (with `cache`): its teacher's members, from the heads model where the run has one, and its assistant's."
+    "The caches a student of method `m` reads (with `cache`): its teacher's members, from the heads model where the run has one or `work` holds its cache, and its assistant's."
     c = self.config
     if not c['cache'] or not m.needs: return None
-    heads = any('heads' in get_method(n).needs for n in c['methods'])
+    heads = any('heads' in get_method(n).needs for n in c['methods']) or (self.work is not None and (self._cache_folder('heads')/'cache.json').exists())
     return ([self.soft_labels('heads' if heads else 'teacher')] if {'teacher', 'heads'} & set(m.needs) else []) + \
            ([self.soft_labels('assistant')] if 'assistant' in m.needs else [])
 
