@@ -3,20 +3,23 @@
 Every (seed, student, variant) is one `ihkd.run.Run` with `cache=True` in `--work`/runs; teacher, heads, assistant and the
 soft-label caches are shared through `--work`/shared, so each is made once per seed. Each finished run is added at once
 to the results JSON and the table and plot are redrawn, so an interrupted grid keeps what it finished and resumes where it
-stopped; several processes (one per core, each with its own --seeds) may share one results file and work folder.
+stopped. Several processes (one per core) may work on one grid: each takes the next (student, variant, seed) that no other
+is training (an advisory lock per cell, released when its process ends, however it ends).
 
 The report gives, per student, each variant's validation and test accuracy and its paired per-seed difference against
 CE and against KD with 95% t intervals, and the epoch at which CE's validation accuracy peaked (the last epoch means
 the students may not have converged). The plot is the paper's claim: gain over CE and over KD against the
 teacher/student parameter ratio, one line per method.
 
-    OMP_NUM_THREADS=1 python benchmarks/capacity_gap.py --epochs 30 --seeds 0 1 2             # the grid (hours per run on a CPU)
+    OMP_NUM_THREADS=1 python benchmarks/capacity_gap.py --epochs 30 --amp bf16 &              # the grid: one process per core
+    OMP_NUM_THREADS=1 python benchmarks/capacity_gap.py --epochs 30 --amp bf16 &
     python benchmarks/capacity_gap.py --data embedded --n_train 1000 --teacher resnet20 --students resnet8_quarter \\
         --variants ce kd dih --epochs 1 --seeds 0 1 --out /tmp/cg --work /tmp/cg-work         # a smoke test
     python benchmarks/capacity_gap.py --report --out ...                                       # redraw from the JSON
 """
 from __future__ import annotations
-import argparse, json, math, os, platform, shlex, statistics, sys, time
+import argparse, fcntl, json, math, os, platform, shlex, statistics, sys, time
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -34,6 +37,8 @@ VARIANTS = { # name -> (method, Run options, label)
     'dih_pooled': ('dih', dict(head='pooled', head_lr=0.1, calibrate=False), 'DIH (pooled heads, lr 0.1)'),
     'dih_cal': ('dih', dict(head='paper', mode='paper', calibrate=True), 'DIH (calibrated)'),
 }
+# the order cells are trained in: the paper-heads DIH variants first, since their heads' cache then serves KD, TAKD and DGKD too
+TRAIN_ORDER = ('dih', 'dih_norm', 'dih_cal', 'kd', 'takd', 'dgkd', 'ce', 'dih_pooled')
 T95 = {2: 12.706, 3: 4.303, 4: 3.182, 5: 2.776, 6: 2.571, 7: 2.447, 8: 2.365, 9: 2.306, 10: 2.262}
 
 def _narrow(f): # ResNet-8 at a fraction of its width: the far end of the capacity-gap ladder
@@ -42,7 +47,7 @@ def _narrow(f): # ResNet-8 at a fraction of its width: the far end of the capaci
 for name,f in (('resnet8_half', 0.5), ('resnet8_quarter', 0.25)):
     if name not in model_names(): register_model(name, _narrow(f))
 
-CONFIG = ('data', 'n_train', 'teacher', 'assistant', 'students', 'variants', 'epochs', 'head_epochs', 'split_seed', 'bs', 'lr', 'T', 'alpha')
+CONFIG = ('data', 'n_train', 'teacher', 'assistant', 'students', 'variants', 'epochs', 'head_epochs', 'split_seed', 'bs', 'lr', 'T', 'alpha', 'amp')
 
 def parse(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0], formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -55,6 +60,7 @@ def parse(argv=None):
     a('--epochs', type=int, required=True, help="epochs of every student and the assistant: state how they were chosen")
     a('--head_epochs', type=int, default=3); a('--split_seed', type=int, default=42, help="must be the shipped teacher's")
     a('--bs', type=int, default=64); a('--lr', type=float, default=0.1); a('--T', type=float, default=5.); a('--alpha', type=float, default=0.1)
+    a('--amp', choices=['bf16', 'fp16'], help="mixed precision of every step (see ihkd.run.Run); default: float32")
     a('--seeds', type=int, nargs='+', default=[0, 1, 2])
     a('--out', default=str(Path(__file__).parent/'results')); a('--name', default='capacity_gap')
     a('--work', default='runs/capacity-gap', help="run folders and the shared teacher, heads, assistants and caches")
@@ -105,7 +111,7 @@ def train(args, res, seed, student, variant):
     c = res.d['config']
     run = Run(Path(args.work)/'runs'/f's{seed}'/f'{student}-{variant}', data=c['data'], n_train=c['n_train'], teacher=c['teacher'],
               student=student, assistant=c['assistant'], methods=[method], head_epochs=c['head_epochs'], student_epochs=c['epochs'],
-              lr=c['lr'], bs=c['bs'], seed=seed, split_seed=c['split_seed'], T=c['T'], alpha=c['alpha'], cache=True,
+              lr=c['lr'], bs=c['bs'], seed=seed, split_seed=c['split_seed'], T=c['T'], alpha=c['alpha'], cache=True, amp=c['amp'],
               work=Path(args.work)/'shared', quiet=True, **options)
     if not run.shipped: sys.exit(f"No trained {c['teacher']} ships for {c['data']}: this benchmark distils from shipped teachers (see ihkd.pretrained).")
     t0, steps = time.time(), run.run()['steps']
@@ -136,7 +142,8 @@ def report(d) -> str:
              f"Data: {c['data']}" + (f", {c['n_train']:,} training images (train + valid)" if c['n_train'] else ", the whole training split") +
              f" (validation split of seed {c['split_seed']}, the teacher's); test set evaluated once per model. Teacher: the shipped {t['model']} "
              f"({t['params']:,} parameters, test {100*t['test_acc']:.2f}%). Heads {c['head_epochs']} epochs; assistant {c['assistant']} and every student "
-             f"{c['epochs']} epochs, SGD recipe at lr {c['lr']}, batch {c['bs']}, T={c['T']:g}, alpha={c['alpha']:g}; every student read its teachers "
+             f"{c['epochs']} epochs, SGD recipe at lr {c['lr']}, batch {c['bs']}, T={c['T']:g}, alpha={c['alpha']:g}"
+             + (f", mixed precision {c['amp']} for every step and cache" if c['amp'] else '') + "; every student read its teachers "
              "from soft-label caches (replayed crops). Differences are paired by seed, in points, with 95% t intervals.", ""]
     for s in c['students']:
         rs = [r for r in d['runs'] if r['student']==s]
@@ -176,10 +183,25 @@ def draw(d, fn):
         ax.axhline(0, color='k', lw=0.8); ax.set_xscale('log'); ax.grid(alpha=0.3)
         ax.set_xticks(ratios, [f'{r:.1f}' for r in ratios]); ax.minorticks_off()
         ax.set_xlabel(f"teacher ({t['model']}) / student parameters"); ax.set_title(f"test accuracy gain over {base.upper()} (points)")
-    axes[0].legend(fontsize=7)
+    if axes[0].get_legend_handles_labels()[0]: axes[0].legend(fontsize=7)
     fig.tight_layout()
     atomic_save(fig, fn, save=lambda f, path: f.savefig(path, dpi=80, format='png'))
     plt.close(fig)
+
+def cells(args):
+    "(student, variant, seed) in training order: student by student, so each student's block of seeds completes before the next."
+    return [(s, v, seed) for s in args.students for v in sorted(args.variants, key=TRAIN_ORDER.index) for seed in args.seeds]
+
+@contextmanager
+def claimed(path):
+    "True while this process holds `path`'s lock, False if another process holds it (the cell is being trained there)."
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, 'a') as f:
+        try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False; return
+        try: yield True
+        finally: fcntl.flock(f, fcntl.LOCK_UN)
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
@@ -187,9 +209,9 @@ def main(argv=None):
     res = Results(args, argv)
     if args.report:
         atomic_save(report(res.d), res.stem.with_suffix('.md'), save=write_text); draw(res.d, res.stem.with_suffix('.png')); return
-    for seed in args.seeds:
-        for s in args.students:
-            for v in args.variants: train(args, res, seed, s, v)
+    for s,v,seed in cells(args):
+        with claimed(Path(args.work)/'claims'/f'{s}-{v}-s{seed}.lock') as mine:
+            if mine: train(args, res, seed, s, v)
     print(report(res.d))
 
 if __name__=='__main__': main()
