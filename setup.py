@@ -15,6 +15,7 @@ py_versions = [f'3.{i}' for i in range(int(min_python.split('.')[1]), 14)]
 
 requirements = cfg.get('requirements', '').split()
 dev_requirements = cfg.get('dev_requirements', '').split()
+explore_requirements = cfg.get('explore_requirements', '').split()
 scripts = [s.strip() for s in cfg.get('console_scripts', '').split('\n') if s.strip()]
 
 setuptools.setup(
@@ -29,5 +30,5 @@ setuptools.setup(
                 [f'Programming Language :: Python :: {v}' for v in py_versions],
     packages=setuptools.find_namespace_packages(include=[cfg['lib_path'], cfg['lib_path']+'.*'], exclude=['*.__pycache__']),
     include_package_data=True, zip_safe=False, python_requires=f'>={min_python}',
-    install_requires=requirements, extras_require={'dev': dev_requirements},
+    install_requires=requirements, extras_require={'dev': dev_requirements, 'explore': explore_requirements},
     entry_points={'console_scripts': scripts, 'nbdev': [f"{cfg['lib_path']}={cfg['lib_path']}._modidx:d"]})

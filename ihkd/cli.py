@@ -42,12 +42,21 @@ def _parser():
     sub.add_parser('teacher', parents=[common], help="train the teacher")
     sub.add_parser('heads', parents=[common], help="train heads on the teacher")
     sub.add_parser('student', parents=[common], help="train the students of --methods (and the steps they need)")
+    ex = sub.add_parser('explore', help='serve a finished run\'s results and cohort explorer in the browser (pip install "ihkd[explore]")')
+    ex.add_argument('folder', help="the --out folder of a finished run")
+    ex.add_argument('--port', type=int, default=8866, help="port on 127.0.0.1; the next free one if it is taken (default: %(default)s)")
     return p
 
+def _explore(folder, port):
+    from ihkd.explore import explore # Voilà and the explorer load for this command only
+    try: explore(folder, port)
+    except (ValueError, FileNotFoundError, ImportError, OSError) as e: sys.exit(f"ihkd: {e}")
+
 def main(argv:list|None=None) -> None:
-    "The `ihkd` command: `ihkd run`, or one step with `ihkd teacher`, `ihkd heads` or `ihkd student`."
+    "The `ihkd` command: `ihkd run`, one step with `ihkd teacher`, `ihkd heads` or `ihkd student`, or `ihkd explore RUN`."
     args = vars(_parser().parse_args(argv))
     cmd = args.pop('command')
+    if cmd=='explore': return _explore(**args)
     try:
         run = Run(**args)
         if cmd=='teacher': run.teacher()

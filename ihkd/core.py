@@ -63,13 +63,13 @@ def n_params(model:nn.Module) -> int:
     "The number of parameters of `model`, trainable or not."
     return sum(p.numel() for p in model.parameters())
 
-# %% ../nbs/00_core.ipynb #d181ce25
+# %% ../nbs/00_core.ipynb #397bc862
 def models_list(models) -> list:
     "`models` as a list: a single model (an iterable `nn.Sequential` too) or zoo name becomes a list of one, None an empty list."
     if models is None: return []
     return [models] if isinstance(models, (nn.Module, str)) else list(models)
 
-# %% ../nbs/00_core.ipynb #f3790d5f
+# %% ../nbs/00_core.ipynb #f5de4b96
 AMP_MODES = {'bf16': torch.bfloat16, 'fp16': torch.float16} # mixed-precision modes by name, as fastai's `AMPMode` spells them
 
 def check_amp(amp:str|None) -> str|None:

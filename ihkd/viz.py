@@ -209,9 +209,10 @@ def cohort_explorer(
     classes:list|None=None, # class names (default: `dl.vocab` where there is one)
     i:int=0, k:int=3, T:float=1., # initial image, top-k and temperature
     static:bool|None=None, # True: the figure of image `i`; False: widgets; None: widgets only if a front end can show them
+    predictions:tuple|None=None, # `(logits, y)` of `cohort_predictions(cohort, dl, students)` where they are computed already
 ):
     "Browse images of `dl` with each model's top-`k` probabilities and a temperature slider; a static figure where widgets cannot show."
-    logits,y = cohort_predictions(cohort, dl, students)
+    logits,y = predictions if predictions is not None else cohort_predictions(cohort, dl, students)
     classes = classes if classes is not None else getattr(dl, 'vocab', None)
     show = lambda i, k, T: explain_image(logits, i, dl.dataset[i][0], y[i], classes, k, T)
     if static is None: static = not _widgets_can_show()
