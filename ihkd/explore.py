@@ -4,7 +4,7 @@
 
 # %% ../nbs/16_explore.ipynb #f303319f
 from __future__ import annotations
-import json, os, signal, socket, subprocess, sys, tempfile
+import importlib, json, os, signal, socket, subprocess, sys, tempfile
 from pathlib import Path
 from IPython.display import Markdown
 
@@ -77,7 +77,7 @@ def free_port(port:int, tries:int=20) -> int:
     raise OSError(f"Ports {port} to {port+tries} on 127.0.0.1 are all in use: give another with --port.")
 
 def _voila_missing():
-    try: import voila
+    try: importlib.import_module('voila')
     except ImportError: return True
     return False
 

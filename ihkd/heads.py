@@ -5,7 +5,6 @@
 # %% ../nbs/01_heads.ipynb #fb8911b3
 from __future__ import annotations
 import difflib, math
-from collections import OrderedDict
 from contextlib import nullcontext
 from functools import partial
 from pathlib import Path
@@ -13,7 +12,6 @@ from pathlib import Path
 import torch
 from torch import nn, Tensor
 from fastcore.basics import listify
-from fastcore.foundation import L
 from fastai.layers import ConvLayer
 
 from .core import atomic_save, dummy_batch, evaluating, load_file

@@ -4,7 +4,7 @@
 
 # %% ../nbs/02_losses.ipynb #0086ef51
 from __future__ import annotations
-import torch, torch.nn.functional as F
+import torch.nn.functional as F
 from torch import Tensor
 from fastcore.basics import store_attr
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import difflib
 from collections import OrderedDict
 
-import torch
 from torch import nn
 from fastai.callback.hook import Hooks
 from .core import dummy_batch, evaluating

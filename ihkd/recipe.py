@@ -9,7 +9,6 @@ from contextlib import redirect_stdout
 from functools import partial
 from pathlib import Path
 
-import torch
 from torch import nn
 from fastcore.basics import store_attr
 from fastcore.foundation import L
@@ -23,7 +22,7 @@ from fastai.callback.tracker import SaveModelCallback
 from .core import CheckpointError, atomic_save, check_amp, defaults, load_file, n_params
 from .fp16 import AnyDeviceMixedPrecision
 from .heads import HEAD_KINDS, HeadedModel
-from .callbacks import CohortDistill, heads_learner
+from .callbacks import heads_learner
 from .models import get_model
 
 # %% auto #0

@@ -9,7 +9,6 @@ from contextlib import nullcontext
 from datetime import datetime, timezone
 from pathlib import Path
 
-import torch
 from torch import nn
 from fastcore.basics import ifnone, patch
 from fastai.torch_core import set_seed
