@@ -137,6 +137,7 @@ def build_cache(
     if topk is not None and not 0<topk<=n_classes: raise ValueError(f"topk keeps k of the {n_classes} logits of each member: 0 < k <= {n_classes}, not {topk}.")
     shape = (epochs, len(dl.dataset), len(members), n_classes)
     _check_budget(shape, dtype, topk, n_classes, budget, quiet)
+    _clear_dead_builds(path)
     tmp = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
     try:
         tmp.mkdir(parents=True)
@@ -150,6 +151,18 @@ def build_cache(
         raise
     if not quiet: print(f"built in {seconds:.1f} s: {path}")
     return SoftLabelCache(path, verify=False)
+
+def _alive(pid):
+    try: os.kill(pid, 0)
+    except ProcessLookupError: return False
+    except PermissionError: pass # another user's process
+    return True
+
+def _clear_dead_builds(path):
+    "Delete the temporary folders that builds of `path` left when their process was killed (a SIGKILL runs no cleanup)."
+    for t in path.parent.glob(f'.{path.name}.*.tmp'):
+        pid = t.name.removeprefix(f'.{path.name}.').removesuffix('.tmp')
+        if pid.isdigit() and not _alive(int(pid)): shutil.rmtree(t, ignore_errors=True)
 
 def _existing(path, key):
     "The cache at `path`, if it is the one `key` describes."
