@@ -18,6 +18,7 @@ from fastai.metrics import accuracy
 from fastai.callback.core import Callback
 from fastai.callback.schedule import ParamScheduler
 from fastai.callback.tracker import SaveModelCallback
+from fastai.callback.progress import CSVLogger
 
 from .core import CheckpointError, atomic_save, check_amp, defaults, load_file, n_params
 from .fp16 import AnyDeviceMixedPrecision
@@ -27,7 +28,7 @@ from .models import get_model
 
 # %% auto #0
 __all__ = ['reference_opt', 'step_schedule', 'make_model', 'EpochCheckpoint', 'train_teacher', 'train_heads', 'train_student',
-           'measure_model', 'save_checkpoint', 'load_checkpoint']
+           'measure_model', 'EpochLog', 'save_checkpoint', 'load_checkpoint']
 
 # %% ../nbs/06_recipe.ipynb #5399a30c
 def reference_opt():
@@ -78,7 +79,7 @@ def _resume(learn, fname, fit):
     learn.create_opt(); learn.opt.load_state_dict({**s['opt'], 'hypers': L(s['opt']['hypers'])})
     return s
 
-def _fit(learn, epochs, lr, monitor, quiet, name):
+def _fit(learn, epochs, lr, monitor, quiet, name, log=None):
     "Fit `epochs` with the step schedule and load the best epoch; resume after the last finished epoch if a fit of this step stopped."
     tmp = learn.path/learn.model_dir
     last = tmp/f'{name}-last.pth'
@@ -88,7 +89,7 @@ def _fit(learn, epochs, lr, monitor, quiet, name):
     best = SaveModelCallback(monitor=monitor, fname=f'{name}-best', reset_on_fit=state is None)
     if state: best.best = state['best']
     ckpt = EpochCheckpoint(last, fit, state)
-    cbs = [step_schedule(lr, start=done/epochs), best, ckpt]
+    cbs = [step_schedule(lr, start=done/epochs), best, ckpt] + ([EpochLog(log, done)] if log else [])
     if quiet:
         with learn.no_bar(), learn.no_logging(), redirect_stdout(io.StringIO()): learn.fit(epochs-done, lr, cbs=cbs, reset_opt=state is None)
     else: learn.fit(epochs-done, lr, cbs=cbs, reset_opt=state is None)
@@ -123,10 +124,11 @@ def train_teacher(
     path='.', # folder for fastai's scratch files
     quiet:bool=False, # no progress bars or logs
     amp:str|None=None, # mixed precision, 'bf16' or 'fp16' (see `Learner.to_amp`); None: float32
+    log:str|None=None, # a CSV file, relative to `path`, that gets each epoch's losses and metrics (see `EpochLog`)
 ) -> tuple:
     "Train a teacher with cross-entropy and the reference recipe; return the `Learner` and its record."
     learn = _learner(dls, make_model(model, dls), path, amp)
-    return learn, _model_record(learn, _name(model), _fit(learn, epochs, lr, 'accuracy', quiet, 'teacher'), quiet)
+    return learn, _model_record(learn, _name(model), _fit(learn, epochs, lr, 'accuracy', quiet, 'teacher', log), quiet)
 
 # %% ../nbs/06_recipe.ipynb #903eee28
 def train_heads(
@@ -136,12 +138,13 @@ def train_heads(
     layers:list|None=None, # layer names (default: the model's stages)
     path='.', quiet:bool=False,
     amp:str|None=None, # mixed precision, 'bf16' or 'fp16' (see `Learner.to_amp`); None: float32
+    log:str|None=None, # a CSV file, relative to `path`, that gets each epoch's losses and metrics (see `EpochLog`)
 ) -> tuple:
     "Train heads on the frozen `teacher`; return the `Learner` (its model the `HeadedModel`) and a record."
     if head not in HEAD_KINDS: raise ValueError(f"Unknown head kind {head!r}: use one of {', '.join(HEAD_KINDS)}.")
     hm = teacher if isinstance(teacher, HeadedModel) else HeadedModel(teacher, layers, HEAD_KINDS[head], x=dls.valid.one_batch()[0][:2])
     learn = _with_amp(heads_learner(dls, hm, opt_func=reference_opt(), path=path, model_dir='tmp'), amp)
-    fitted = _fit(learn, epochs, lr, 'valid_loss', quiet, 'heads')
+    fitted = _fit(learn, epochs, lr, 'valid_loss', quiet, 'heads', log)
     accs = _evaluate(learn, dls.test, quiet)[1:]
     return learn, {'head': head, 'lr': lr, 'test_acc': {n: round(a, 4) for n,a in zip(hm.names, accs)},
                    'params': {n: n_params(hm.head(n)) for n in hm.layers}, **fitted}
@@ -153,10 +156,11 @@ def train_student(
     cbs:list|None=None, # the callbacks that teach it (a `CohortDistill`, say); none: plain cross-entropy
     epochs:int=defaults.student_epochs, lr:float=defaults.lr, path='.', quiet:bool=False,
     amp:str|None=None, # mixed precision, 'bf16' or 'fp16' (see `Learner.to_amp`); None: float32
+    log:str|None=None, # a CSV file, relative to `path`, that gets each epoch's losses and metrics (see `EpochLog`)
 ) -> tuple:
     "Train `student` with the reference recipe and the teaching callbacks `cbs`; return the `Learner` and its record."
     learn = _learner(dls, make_model(student, dls), path, amp, cbs=L(cbs))
-    return learn, _model_record(learn, _name(student), _fit(learn, epochs, lr, 'accuracy', quiet, 'student'), quiet)
+    return learn, _model_record(learn, _name(student), _fit(learn, epochs, lr, 'accuracy', quiet, 'student', log), quiet)
 
 # %% ../nbs/06_recipe.ipynb #8a4aefc8
 def measure_model(
@@ -167,6 +171,21 @@ def measure_model(
     "A `Learner` around a model trained elsewhere and its record, as the steps return them: accuracies, size, no training time."
     learn = _learner(dls, model, path, amp)
     return learn, _model_record(learn, _name(model), {'seconds': 0.}, quiet)
+
+# %% ../nbs/06_recipe.ipynb #aba85272
+class EpochLog(CSVLogger):
+    "fastai's `CSVLogger` for a fit that may resume after `done` epochs: `fname` keeps its header and first `done` lines, then gets the rest, numbered on."
+    def __init__(self, fname, done:int=0): super().__init__(fname, append=True); self.done = done
+
+    def before_fit(self):
+        f = self.path/self.fname
+        kept = f.read_text().splitlines(keepends=True)[:self.done+1] if self.done and f.exists() else []
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_text(''.join(kept) or ','.join(self.recorder.metric_names)+'\n')
+        self.file = f.open('a')
+        self.old_logger,self.learn.logger = self.logger,self._write_line
+
+    def _write_line(self, log): super()._write_line([log[0]+self.done, *log[1:]]) # the epoch of the whole fit
 
 # %% ../nbs/06_recipe.ipynb #2cb9eda8
 def save_checkpoint(model:nn.Module, path) -> Path:

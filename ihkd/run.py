@@ -189,7 +189,7 @@ def teacher(self:Run) -> nn.Module:
     "The trained teacher: loaded from `teacher.pth` if that step is done, else taken from `work` or trained, and saved."
     c = self.config
     def train(dls):
-        if not self.shipped: return train_teacher(c['teacher'], dls, epochs=c['teacher_epochs'], lr=c['teacher_lr'], path=self.out, quiet=self.quiet, amp=c['amp'])
+        if not self.shipped: return train_teacher(c['teacher'], dls, epochs=c['teacher_epochs'], lr=c['teacher_lr'], path=self.out, quiet=self.quiet, amp=c['amp'], log='logs/teacher.csv')
         card = teacher_card(c['data'], c['teacher'])
         if not self.quiet: print(f"   the shipped {card['name']} (add --train_teacher to train one)")
         learn, rec = measure_model(pretrained_teacher(c['data'], c['teacher']), dls, path=self.out, quiet=self.quiet, amp=c['amp'])
@@ -202,7 +202,7 @@ def heads(self:Run) -> HeadedModel:
     c, teacher = self.config, self.teacher()
     def build(): return HeadedModel(teacher, head=HEAD_KINDS[c['head']], x=self._data().valid.one_batch()[0][:2])
     def train(dls):
-        learn, rec = train_heads(teacher, dls, epochs=c['head_epochs'], lr=c['head_lr'], head=c['head'], path=self.out, quiet=self.quiet, amp=c['amp'])
+        learn, rec = train_heads(teacher, dls, epochs=c['head_epochs'], lr=c['head_lr'], head=c['head'], path=self.out, quiet=self.quiet, amp=c['amp'], log='logs/heads.csv')
         return learn, {**rec, 'T': c['T'], 'members': member_stats(learn.model, dls.valid, T=c['T'])} # how soft each member teaches
     return self._step('heads', save=save_heads, load=lambda f: load_heads(build(), f), train=train)
 
@@ -213,7 +213,7 @@ def assistant(self:Run) -> nn.Module:
     def load(f): return load_checkpoint(make_model(c['assistant'], self._data()), f)
     if self._done('assistant', 'assistant.pth'): return load(self.out/'assistant.pth') # done: no cache to build for it
     caches = self._caches(get_method('kd'))
-    return self._step('assistant', load=load, train=lambda dls: distill(c['assistant'], dls, 'kd', teacher=teacher, cache=caches, **self._student_options()))
+    return self._step('assistant', load=load, train=lambda dls: distill(c['assistant'], dls, 'kd', teacher=teacher, cache=caches, log='logs/assistant.csv', **self._student_options()))
 
 @patch
 def _student_options(self:Run):
@@ -231,7 +231,7 @@ def student(self:Run, method:str) -> nn.Module:
     tau = self.calibration() if c['calibrate'] and m.calibrates else None
     caches = self._caches(m)
     return self._step(step, load=load, train=lambda dls: distill(c['student'], dls, method, teacher=teacher, assistants=assistants, tau=tau,
-                                                                 cache=caches, **self._student_options()))
+                                                                 cache=caches, log=f'logs/{step}.csv', **self._student_options()))
 
 @patch
 def calibration(self:Run) -> dict:
