@@ -13,7 +13,7 @@ from torch import nn
 from fastcore.basics import ifnone, patch
 from fastai.torch_core import set_seed
 
-from .core import atomic_save, check_amp, config_diff, defaults, locked, versions, write_text
+from .core import CheckpointError, atomic_save, check_amp, config_diff, defaults, file_sha256, locked, versions, write_text
 from .heads import HEAD_KINDS, HeadedModel, save_heads, load_heads
 from .losses import CohortLoss
 from .data import get_data
@@ -24,11 +24,12 @@ from .cache import SoftLabelCache, build_cache
 from .methods import METHODS, get_method, distill
 
 # %% auto #0
-__all__ = ['DEFAULT_METHODS', 'SHARED_STEPS', 'Run', 'results_table']
+__all__ = ['DEFAULT_METHODS', 'RECORD_FORMAT', 'SHARED_STEPS', 'Run', 'results_table']
 
 # %% ../nbs/08_run.ipynb #056fc2d8
 DEFAULT_METHODS = ('ce', 'kd', 'dih') # what `ihkd run` trains unless told otherwise: the baselines need an extra assistant
 _WHERE = ('out', 'work', 'quiet', 'force') # where and how a run goes, not what it computes: not part of its config
+RECORD_FORMAT = 1 # the layout of record.json: format, config, versions, started, steps (a trained step with its checkpoint's sha256)
 
 _TEACHER = ('data', 'data_path', 'n_train', 'split_seed', 'bs', 'amp', 'teacher', 'train_teacher', 'teacher_epochs', 'teacher_lr', 'teacher_seed')
 _TRAINING = ('teacher_epochs', 'teacher_lr', 'teacher_seed') # what only a teacher trained here uses
@@ -111,12 +112,18 @@ class Run:
     def _open_record(self, force):
         f = self.out/'record.json'
         if f.exists() and not force:
-            rec = json.loads(f.read_text())
-            if rec['config']!=self.config:
-                raise ValueError(f"{self.out} holds a run with another config (saved, asked): {config_diff(rec['config'], self.config)}. "
-                                 "Use another --out, or --force to start this folder over.")
+            try: rec = json.loads(f.read_text())
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{f} is damaged ({e}): restore it, or start the folder over with --force (every step is trained again).") from None
+            if (fmt := rec.get('format', 1))!=RECORD_FORMAT: # records before the field had format 1's layout
+                raise ValueError(f"{f} is in record format {fmt} (written by ihkd {rec.get('versions', {}).get('ihkd')}); this ihkd "
+                                 f"{versions()['ihkd']} reads format {RECORD_FORMAT}. Use that ihkd, another --out, or --force to start over.")
+            saved = rec['config']
+            if diff := config_diff(saved, self.config) | {k: (v, None) for k,v in saved.items() if k not in self.config}:
+                raise ValueError(f"{self.out} holds a run with another config (saved, asked): {diff}. Use another --out, or --force to start this folder over.")
+            rec['config'] = self.config # options added to ihkd since the record was written, left unset, join it
             return rec
-        return {'config': self.config, 'versions': versions(), 'started': datetime.now(timezone.utc).isoformat(), 'steps': {}}
+        return {'format': RECORD_FORMAT, 'config': self.config, 'versions': versions(), 'started': datetime.now(timezone.utc).isoformat(), 'steps': {}}
 
 # %% ../nbs/08_run.ipynb #6c7e80c9
 @patch
@@ -129,7 +136,14 @@ def key(self:Run, step:str) -> str:
 def _save_record(self:Run): atomic_save(json.dumps(self.record, indent=1), self.out/'record.json', save=write_text)
 
 @patch
-def _done(self:Run, step, fname): return step in self.record['steps'] and (self.out/fname).exists()
+def _done(self:Run, step, fname):
+    "Whether `step` is done: in the record, with its checkpoint `fname` in place and matching the checksum the record holds."
+    f = self.out/fname
+    if step not in self.record['steps'] or not f.exists(): return False
+    if (want := self.record['steps'][step].get('sha256')) and file_sha256(f)!=want:
+        raise CheckpointError(f"{f} is damaged or was replaced: its sha256 is not the one {self.out/'record.json'} holds for the step {step}. "
+                              f"Delete it and run the same command again to train {step} again (--force starts the whole run over).")
+    return True
 
 @patch
 def _data(self:Run, replay:bool=False):
@@ -180,7 +194,7 @@ def _step(self:Run, step, train, load, save=save_checkpoint):
 def _train(self:Run, step, f, train, save):
     learn, rec = train(self._start(step))
     save(learn.model, f)
-    self._finish(step, rec)
+    self._finish(step, {**rec, 'sha256': file_sha256(f)})
     return learn.model
 
 # %% ../nbs/08_run.ipynb #e9b16f7e
