@@ -81,6 +81,8 @@ def _voila_missing():
     except ImportError: return True
     return False
 
+def _interrupt(signum, frame): raise KeyboardInterrupt
+
 def explore(
     folder, # the --out folder of a finished `ihkd run`
     port:int=8866, # where to serve (the next free port if it is taken)
@@ -92,13 +94,17 @@ def explore(
     with tempfile.TemporaryDirectory() as d:
         app = app_notebook(folder, Path(d)/'ihkd-explore.ipynb')
         proc = subprocess.Popen([sys.executable, '-m', 'voila', str(app), '--no-browser', f'--port={p}', '--Voila.ip=127.0.0.1',
-                                 '--Voila.log_level=WARN'], start_new_session=True) # its own group: Ctrl-C reaches it through us, once
-        print(f"ihkd explore: http://127.0.0.1:{p}/  (Ctrl-C stops it)", flush=True)
-        try: proc.wait()
+                                 '--Voila.log_level=ERROR'], start_new_session=True) # its own group: Ctrl-C reaches it through us, once
+        # Ctrl-C and SIGTERM stop it, even where the shell that started it ignores SIGINT (a background job)
+        handlers = {s: signal.signal(s, _interrupt) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            print(f"ihkd explore: http://127.0.0.1:{p}/  (Ctrl-C stops it)", flush=True)
+            proc.wait()
         except KeyboardInterrupt: pass
         finally:
+            for s,h in handlers.items(): signal.signal(s, h)
             if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-                try: proc.wait(10)
+                os.killpg(proc.pid, signal.SIGTERM) # Voilà shuts its kernels down, then ends
+                try: proc.wait(30)
                 except subprocess.TimeoutExpired: os.killpg(proc.pid, signal.SIGKILL); proc.wait()
     print("ihkd explore: stopped.")
