@@ -65,7 +65,8 @@ def parse(argv=None):
     a('--out', default=str(Path(__file__).parent/'results')); a('--name', default='capacity_gap')
     a('--work', default='runs/capacity-gap', help="run folders and the shared teacher, heads, assistants and caches")
     a('--report', action='store_true', help="only redraw the table and the plot from the JSON")
-    if '--report' in (argv if argv is not None else sys.argv[1:]):
+    a('--merge', nargs='+', metavar='JSON', help="add the runs of these results files (the same grid, on other machines or for a subset of its students and variants)")
+    if {'--report', '--merge'} & set(argv if argv is not None else sys.argv[1:]):
         for act in p._actions:
             if act.dest=='epochs': act.required = False
     return p.parse_args(argv)
@@ -75,14 +76,14 @@ class Results:
     def __init__(self, args, argv):
         out = Path(args.out); out.mkdir(parents=True, exist_ok=True)
         self.file,self.lock,self.stem = out/f'{args.name}.json',out/f'.{args.name}.lock',out/args.name
-        if args.report: self.d = json.loads(self.file.read_text()); return
+        if args.report or args.merge: self.d = json.loads(self.file.read_text()); return
         config = {k: getattr(args, k) for k in CONFIG}
         cmd = f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '')} python benchmarks/capacity_gap.py {shlex.join(argv)}"
         with locked(self.lock):
             if self.file.exists():
                 self.d = json.loads(self.file.read_text())
                 if diff := config_diff(self.d['config'], config): sys.exit(f"{self.file} holds another grid (saved, asked): {diff}. Use --out/--name.")
-                self.d['commands'].append(cmd)
+                if cmd not in self.d['commands']: self.d['commands'].append(cmd) # a restart resumes the same command
             else: self.d = {'config': config, 'commands': [cmd], 'machine': _machine(), 'runs': [], 'teacher': None,
                             'started': datetime.now(timezone.utc).isoformat(timespec='seconds')}
             self.save()
@@ -91,6 +92,21 @@ class Results:
     def done(self, **key):
         with locked(self.lock): self.d = json.loads(self.file.read_text())
         return any(all(r[k]==v for k,v in key.items()) for r in self.d['runs'])
+
+    def merge(self, fn):
+        "Add the runs of the results file `fn` that this one lacks, each tagged with the machine it ran on, and its commands."
+        o = json.loads(Path(fn).read_text())
+        grid = [k for k in CONFIG if k not in ('students', 'variants')] # a subset of the students and variants is the same grid
+        if diff := config_diff({k: self.d['config'][k] for k in grid}, {k: o['config'][k] for k in grid}): sys.exit(f"{fn} holds another grid (here, there): {diff}")
+        with locked(self.lock):
+            self.d = json.loads(self.file.read_text())
+            key = lambda r: (r['seed'], r['student'], r['variant'])
+            have = {key(r) for r in self.d['runs']}
+            new = [{**r, 'machine': o['machine']} for r in o['runs'] if key(r) not in have]
+            self.d['runs'] += new; self.d['teacher'] = self.d['teacher'] or o['teacher']
+            self.d['commands'] += [c for c in dict.fromkeys(f"{c}    # on {o['machine']['device']}" for c in o['commands']) if c not in self.d['commands']]
+            self.save()
+        print(f"{fn}: {len(new)} runs added, {len(o['runs'])-len(new)} already here")
 
     def add(self, rec, teacher):
         with locked(self.lock):
@@ -117,7 +133,7 @@ def train(args, res, seed, student, variant):
     t0, steps = time.time(), run.run()['steps']
     r = steps[f'student_{method}']
     res.add({'seed': seed, 'student': student, 'variant': variant, 'params': r['params'], 'valid_acc': r['valid_acc'], 'test_acc': r['test_acc'],
-             'seconds': r['seconds'], 'wall_s': round(time.time()-t0, 1), 'valid_history': r['history'].get('accuracy')},
+             'seconds': r['seconds'], 'wall_s': round(time.time()-t0, 1), 'valid_history': r['history'].get('accuracy'), 'device': versions()['device']},
             {k: steps['teacher'][k] for k in ('model', 'params', 'valid_acc', 'test_acc', 'shipped')})
     print(f"seed {seed} {student:>15} {variant:>10}: valid {r['valid_acc']:.4f} test {r['test_acc']:.4f} ({r['seconds']} s)", flush=True)
 
@@ -133,6 +149,10 @@ def mean_ci(v):
     if not v: return float('nan'), float('nan')
     m = statistics.mean(v)
     return m, (T95.get(len(v), 1.96)*statistics.stdev(v)/math.sqrt(len(v)) if len(v)>1 else float('nan'))
+
+def _device(d, r): return r.get('device') or d['machine']['device'] # runs recorded before 'device' was: the file's machine
+
+def _machine_line(m): return f"{m['cpu']}, {m['cores']} cores, OMP_NUM_THREADS={m['OMP_NUM_THREADS']}, device {m['device']}; ihkd {m['ihkd']}, torch {m['torch']}, fastai {m['fastai']}"
 
 def _fmt(m, ci): return '' if m!=m else f"{m:+.2f}" + (f" ± {ci:.2f}" if ci==ci else '')
 
@@ -161,8 +181,10 @@ def report(d) -> str:
                          + (f" ± {statistics.stdev(te):.2f}" if len(te)>1 else '') + " | "
                          + ' | '.join(_fmt(*mean_ci(paired(d, s, v, b, split))) if v!=b else '' for split in ('test_acc', 'valid_acc') for b in ('ce', 'kd')) + " |")
         lines.append("")
-    m = d['machine']
-    lines += [f"Machine: {m['cpu']}, {m['cores']} cores, OMP_NUM_THREADS={m['OMP_NUM_THREADS']}, device {m['device']}; ihkd {m['ihkd']}, torch {m['torch']}, fastai {m['fastai']}.",
+        if len(devs := {_device(d, r) for r in rs})>1: # say which cells ran where: their differences mix machines
+            lines += ["Trained on: " + '; '.join(f"{dev}: " + ', '.join(f"{r['variant']} s{r['seed']}" for r in rs if _device(d, r)==dev) for dev in sorted(devs)) + ".", ""]
+    others = {json.dumps(r['machine'], sort_keys=True) for r in d['runs'] if 'machine' in r}
+    lines += [f"Machine: {_machine_line(d['machine'])}."] + [f"Merged runs' machine: {_machine_line(json.loads(m))}." for m in sorted(others)] + [
               f"Started {d['started']}, last update {d.get('updated', '-')}.", "", "Commands:", "", *[f"    {x}" for x in d['commands']], ""]
     return '\n'.join(lines)
 
@@ -207,7 +229,9 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     args = parse(argv)
     res = Results(args, argv)
-    if args.report:
+    if args.merge:
+        for fn in args.merge: res.merge(fn)
+    if args.report or args.merge:
         atomic_save(report(res.d), res.stem.with_suffix('.md'), save=write_text); draw(res.d, res.stem.with_suffix('.png')); return
     for s,v,seed in cells(args):
         with claimed(Path(args.work)/'claims'/f'{s}-{v}-s{seed}.lock') as mine:

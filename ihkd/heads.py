@@ -14,7 +14,7 @@ from torch import nn, Tensor
 from fastcore.basics import listify
 from fastai.layers import ConvLayer
 
-from .core import atomic_save, dummy_batch, evaluating, load_file
+from .core import atomic_save, dummy_batch, evaluating, load_file, model_device
 
 # %% auto #0
 __all__ = ['HEAD_KINDS', 'LayerNotFound', 'find_module', 'trace', 'stage_layers', 'paper_head', 'pooled_head', 'conv_head',
@@ -43,7 +43,7 @@ def trace(model:nn.Module, x:Tensor):
         seen[name] = (i, o, n+1)
     hooks = [m.register_forward_hook(partial(record, n)) for n,m in model.named_modules() if n]
     try:
-        with evaluating(model): out = model(x)
+        with evaluating(model): out = model(x.to(model_device(model))) # a batch from the data's device may meet a model not yet moved there
     finally:
         for h in hooks: h.remove()
     return out, seen

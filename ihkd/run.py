@@ -11,7 +11,7 @@ from pathlib import Path
 
 from torch import nn
 from fastcore.basics import ifnone, patch
-from fastai.torch_core import set_seed
+from fastai.torch_core import default_device, set_seed
 
 from .core import CheckpointError, atomic_save, check_amp, config_diff, defaults, file_sha256, locked, versions, write_text
 from .heads import HEAD_KINDS, HeadedModel, save_heads, load_heads
@@ -174,6 +174,11 @@ def _link(src, dst):
 
 @patch
 def _step(self:Run, step, train, load, save=save_checkpoint):
+    "The model of `step` on the data's device (a loaded checkpoint is on the CPU): see `Run._fetch`."
+    return self._fetch(step, train, load, save).to(default_device())
+
+@patch
+def _fetch(self:Run, step, train, load, save):
     "The model of `step`: loaded if done; else taken from the work folder if a run made it there; else trained by `train(dls)`."
     f = self.out/f'{step}.pth'
     if self._done(step, f.name): return load(f)
@@ -207,7 +212,7 @@ def teacher(self:Run) -> nn.Module:
         card = teacher_card(c['data'], c['teacher'])
         if not self.quiet: print(f"   the shipped {card['name']} (add --train_teacher to train one)")
         learn, rec = measure_model(pretrained_teacher(c['data'], c['teacher']), dls, path=self.out, quiet=self.quiet, amp=c['amp'])
-        return learn, {**rec, 'model': c['teacher'], 'shipped': card['name'], 'sha256': card['sha256']}
+        return learn, {**rec, 'model': c['teacher'], 'shipped': card['name'], 'shipped_sha256': card['sha256']}
     return self._step('teacher', train=train, load=lambda f: load_checkpoint(make_model(c['teacher'], self._data()), f))
 
 @patch
