@@ -133,6 +133,11 @@ class TensorDL(TfmdDL):
         self.epoch = epoch
 
     def after_iter(self): self.epoch += 1 # a whole pass is done: the next one replays the next epoch
+
+    def _one_pass(self):
+        "fastai's pass of one sample that learns the batch types, made without using up random numbers: a fit draws the same crops whether or not its loader made it before."
+        dev = torch.device(self.device) if self.device is not None else None
+        with torch.random.fork_rng(devices=[dev.index or 0] if dev is not None and dev.type=='cuda' else []): super()._one_pass()
     def new(self, dataset=None, cls=None, **kwargs): return super().new(dataset, cls, **{'replay': self.replay, **kwargs})
 
 # %% ../nbs/05_data.ipynb #e5f4d6f5

@@ -4,15 +4,18 @@
 
 # %% ../nbs/06_recipe.ipynb #1ddc37d7
 from __future__ import annotations
-import io, time
+import io, random, time
 from contextlib import redirect_stdout
 from functools import partial
 from pathlib import Path
 
+import numpy as np
+import torch
 from torch import nn
 from fastcore.basics import store_attr
 from fastcore.foundation import L
-from fastai.learner import Learner
+from fastai.learner import Learner, save_model
+from fastai.torch_core import rank_distrib
 from fastai.optimizer import SGD
 from fastai.metrics import accuracy
 from fastai.callback.core import Callback
@@ -23,12 +26,13 @@ from fastai.callback.progress import CSVLogger
 from .core import CheckpointError, atomic_save, check_amp, defaults, load_file, n_params
 from .fp16 import AnyDeviceMixedPrecision
 from .heads import HEAD_KINDS, HeadedModel
-from .callbacks import heads_learner
+from .callbacks import CohortDistill, heads_learner
 from .models import get_model
 
 # %% auto #0
-__all__ = ['reference_opt', 'step_schedule', 'make_model', 'EpochCheckpoint', 'train_teacher', 'train_heads', 'train_student',
-           'measure_model', 'EpochLog', 'save_checkpoint', 'load_checkpoint']
+__all__ = ['reference_opt', 'step_schedule', 'make_model', 'random_states', 'set_random_states', 'AtomicSaveModel',
+           'EpochCheckpoint', 'train_teacher', 'train_heads', 'train_student', 'measure_model', 'EpochLog',
+           'save_checkpoint', 'load_checkpoint']
 
 # %% ../nbs/06_recipe.ipynb #5399a30c
 def reference_opt():
@@ -48,24 +52,64 @@ def make_model(model:str|nn.Module, dls) -> nn.Module:
     if isinstance(model, nn.Module): return model
     return get_model(model, n_out=dls.c, in_channels=dls.valid.one_batch()[0].shape[1])
 
+# %% ../nbs/06_recipe.ipynb #7d7f67ce
+def _plain_random(state): return [state[0], list(state[1]), state[2]] # `random.getstate()` as lists, loadable as weights only
+
+def random_states(dl=None) -> dict:
+    "The random states training draws from: Python's, NumPy's, PyTorch's (CPU and each GPU) and the shuffles of the loader `dl`, as plain values."
+    np_state = np.random.get_state()
+    return {'python': _plain_random(random.getstate()), 'numpy': [np_state[0], np_state[1].tolist(), *np_state[2:]],
+            'torch': torch.get_rng_state(), 'cuda': torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else [],
+            'dl': _plain_random(dl.rng.getstate()) if dl is not None else None}
+
+def set_random_states(states:dict, dl=None):
+    "Put back the `random_states` of a moment, so that training goes on drawing what it would have drawn from there."
+    def restore(s): return (s[0], tuple(s[1]), s[2])
+    random.setstate(restore(states['python']))
+    np.random.set_state((states['numpy'][0], np.array(states['numpy'][1], dtype=np.uint32), *states['numpy'][2:]))
+    torch.set_rng_state(states['torch'])
+    if states['cuda']: torch.cuda.set_rng_state_all(states['cuda'])
+    if dl is not None and states['dl'] is not None: dl.rng.setstate(restore(states['dl']))
+
+
 # %% ../nbs/06_recipe.ipynb #5d56f9d5
+class AtomicSaveModel(SaveModelCallback):
+    "fastai's `SaveModelCallback`, writing each new best epoch atomically: a process killed while it writes leaves the previous best intact."
+    def _save(self, name):
+        if rank_distrib(): return # only the first process writes, as in fastai
+        path = self.learn.path/self.learn.model_dir/f'{name}.pth'
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.last_saved_path = atomic_save(self.learn, path, save=lambda learn, tmp: save_model(tmp, learn.model, getattr(learn, 'opt', None), self.with_opt))
+
 class EpochCheckpoint(Callback):
-    "After each epoch, save to `fname` what resuming at the next epoch takes: weights, optimizer, best value so far, history."
+    "After each epoch, save to `fname` what resuming at the next epoch takes: weights, optimizer, gradient scaler, best value so far, history, smoothed loss, random states."
     order = SaveModelCallback.order + 1 # after the tracker has judged the epoch
     def __init__(self, fname, fit:dict, state:dict|None=None): store_attr()
 
     def before_fit(self):
         s = self.state or {}
         self.done,self.history,self.t0 = s.get('epoch', -1)+1,s.get('history', {}),time.time()-s.get('seconds', 0.)
+        for cb,h in zip(self._cohorts(), s.get('cohorts', [])): cb.history = h # the per-batch losses of the epochs done
 
-    def before_train(self): # a loader that replays its crops (`ReplayCrops`) replays those of the whole run's epoch
-        if hasattr(self.dl, 'set_epoch'): self.dl.set_epoch(self.done+self.epoch)
+    def _cohorts(self): return [cb for cb in self.learn.cbs if isinstance(cb, CohortDistill)]
+    def _best(self): return next(cb for cb in self.learn.cbs if isinstance(cb, SaveModelCallback)) # the tracker of the best epoch
+
+    def before_train(self):
+        if self.state and self.epoch==0 and 'random' in self.state: # the first epoch of a resumed fit draws what the unbroken fit drew next
+            set_random_states(self.state['random'], self.dl)
+            if (sc := getattr(self.learn, 'scaler', None)) is not None and self.state.get('scaler'): sc.load_state_dict(self.state['scaler'])
+            sl = self.recorder.smooth_loss # the train_loss fastai reports, a moving average over the whole fit
+            sl.count,sl.val = self.state['smooth_loss'][0],torch.tensor(self.state['smooth_loss'][1]) # a float32 as a float: exact
+        if hasattr(self.dl, 'set_epoch'): self.dl.set_epoch(self.done+self.epoch) # a replaying loader replays the whole run's epoch
 
     def after_epoch(self):
         names = self.recorder.metric_names[1:len(self.recorder.values[-1])+1] # without 'epoch' and 'time'
         for n,v in zip(names, self.recorder.values[-1]): self.history.setdefault(n, []).append(round(float(v), 5))
-        atomic_save({'fit': self.fit, 'epoch': self.done+self.epoch, 'model': self.model.state_dict(),
-                     'opt': _opt_state(self.opt), 'best': float(self.save_model.best), 'history': self.history,
+        sc = getattr(self.learn, 'scaler', None)
+        atomic_save({'fit': self.fit, 'epoch': self.done+self.epoch, 'model': self.model.state_dict(), 'opt': _opt_state(self.opt),
+                     'scaler': sc.state_dict() if sc is not None else None, 'best': float(self._best().best), 'history': self.history,
+                     'cohorts': [cb.history for cb in self._cohorts()], 'random': random_states(self.dls.train),
+                     'smooth_loss': [self.recorder.smooth_loss.count, float(self.recorder.smooth_loss.val)],
                      'seconds': time.time()-self.t0}, self.fname)
 
 def _opt_state(opt): return {**opt.state_dict(), 'hypers': list(opt.hypers)} # plain lists: loadable as weights only
@@ -86,7 +130,7 @@ def _fit(learn, epochs, lr, monitor, quiet, name, log=None):
     fit = {'model': type(learn.model).__name__, 'params': n_params(learn.model), 'epochs': epochs, 'lr': lr, 'monitor': monitor}
     state = _resume(learn, last, fit)
     done = state['epoch']+1 if state else 0
-    best = SaveModelCallback(monitor=monitor, fname=f'{name}-best', reset_on_fit=state is None)
+    best = AtomicSaveModel(monitor=monitor, fname=f'{name}-best', reset_on_fit=state is None)
     if state: best.best = state['best']
     ckpt = EpochCheckpoint(last, fit, state)
     cbs = [step_schedule(lr, start=done/epochs), best, ckpt] + ([EpochLog(log, done)] if log else [])
