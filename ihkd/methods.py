@@ -110,6 +110,7 @@ def distill(
     path='.', quiet:bool=False,
     amp:str|None=None, # mixed precision, 'bf16' or 'fp16' (see `Learner.to_amp`): the student's forward pass and its teachers'
     log:str|None=None, # a CSV file, relative to `path`, that gets each epoch's losses and metrics (see `EpochLog`)
+    tensorboard:str|None=None, # a folder, relative to `path`, for TensorBoard logs of the fit (see `step_tensorboard`; needs `pip install tensorboard`)
 ) -> tuple:
     "Train `student` with `method` and the reference recipe; return the `Learner` and its record."
     m,assistants = get_method(method),models_list(assistants)
@@ -118,7 +119,7 @@ def distill(
         raise ValueError(f"Method {method!r} cannot use calibration temperatures: they scale a teacher's members, for {', '.join(n for n,o in METHODS.items() if o.calibrates)}.")
     cbs = m.cbs(teacher, assistants, alpha=alpha, T=T, mode=mode, drop=drop, **({'tau': tau} if tau is not None else {}))
     if cache is not None: cbs = cached(cbs, cache)
-    learn, rec = train_student(student, dls, cbs=cbs, epochs=epochs, lr=lr, path=path, quiet=quiet, amp=amp, log=log)
+    learn, rec = train_student(student, dls, cbs=cbs, epochs=epochs, lr=lr, path=path, quiet=quiet, amp=amp, log=log, tensorboard=tensorboard)
     return learn, {'method': method, **rec, **({'amp': amp} if amp else {})}
 
 # %% ../nbs/07_methods.ipynb #42605e81

@@ -32,7 +32,7 @@ from .models import get_model
 # %% auto #0
 __all__ = ['reference_opt', 'step_schedule', 'make_model', 'random_states', 'set_random_states', 'AtomicSaveModel',
            'EpochCheckpoint', 'train_teacher', 'train_heads', 'train_student', 'measure_model', 'EpochLog',
-           'save_checkpoint', 'load_checkpoint']
+           'step_tensorboard', 'save_checkpoint', 'load_checkpoint']
 
 # %% ../nbs/06_recipe.ipynb #5399a30c
 def reference_opt():
@@ -123,7 +123,7 @@ def _resume(learn, fname, fit):
     learn.create_opt(); learn.opt.load_state_dict({**s['opt'], 'hypers': L(s['opt']['hypers'])})
     return s
 
-def _fit(learn, epochs, lr, monitor, quiet, name, log=None):
+def _fit(learn, epochs, lr, monitor, quiet, name, log=None, tensorboard=None):
     "Fit `epochs` with the step schedule and load the best epoch; resume after the last finished epoch if a fit of this step stopped."
     tmp = learn.path/learn.model_dir
     last = tmp/f'{name}-last.pth'
@@ -133,7 +133,7 @@ def _fit(learn, epochs, lr, monitor, quiet, name, log=None):
     best = AtomicSaveModel(monitor=monitor, fname=f'{name}-best', reset_on_fit=state is None)
     if state: best.best = state['best']
     ckpt = EpochCheckpoint(last, fit, state)
-    cbs = [step_schedule(lr, start=done/epochs), best, ckpt] + ([EpochLog(log, done)] if log else [])
+    cbs = [step_schedule(lr, start=done/epochs), best, ckpt] + ([EpochLog(log, done)] if log else []) + ([step_tensorboard(learn.path/tensorboard, done)] if tensorboard else [])
     if quiet:
         with learn.no_bar(), learn.no_logging(), redirect_stdout(io.StringIO()): learn.fit(epochs-done, lr, cbs=cbs, reset_opt=state is None)
     else: learn.fit(epochs-done, lr, cbs=cbs, reset_opt=state is None)
@@ -169,10 +169,11 @@ def train_teacher(
     quiet:bool=False, # no progress bars or logs
     amp:str|None=None, # mixed precision, 'bf16' or 'fp16' (see `Learner.to_amp`); None: float32
     log:str|None=None, # a CSV file, relative to `path`, that gets each epoch's losses and metrics (see `EpochLog`)
+    tensorboard:str|None=None, # a folder, relative to `path`, for TensorBoard logs of the fit (see `step_tensorboard`; needs `pip install tensorboard`)
 ) -> tuple:
     "Train a teacher with cross-entropy and the reference recipe; return the `Learner` and its record."
     learn = _learner(dls, make_model(model, dls), path, amp)
-    return learn, _model_record(learn, _name(model), _fit(learn, epochs, lr, 'accuracy', quiet, 'teacher', log), quiet)
+    return learn, _model_record(learn, _name(model), _fit(learn, epochs, lr, 'accuracy', quiet, 'teacher', log, tensorboard), quiet)
 
 # %% ../nbs/06_recipe.ipynb #903eee28
 def train_heads(
@@ -183,12 +184,13 @@ def train_heads(
     path='.', quiet:bool=False,
     amp:str|None=None, # mixed precision, 'bf16' or 'fp16' (see `Learner.to_amp`); None: float32
     log:str|None=None, # a CSV file, relative to `path`, that gets each epoch's losses and metrics (see `EpochLog`)
+    tensorboard:str|None=None, # a folder, relative to `path`, for TensorBoard logs of the fit (see `step_tensorboard`; needs `pip install tensorboard`)
 ) -> tuple:
     "Train heads on the frozen `teacher`; return the `Learner` (its model the `HeadedModel`) and a record."
     if head not in HEAD_KINDS: raise ValueError(f"Unknown head kind {head!r}: use one of {', '.join(HEAD_KINDS)}.")
     hm = teacher if isinstance(teacher, HeadedModel) else HeadedModel(teacher, layers, HEAD_KINDS[head], x=dls.valid.one_batch()[0][:2])
     learn = _with_amp(heads_learner(dls, hm, opt_func=reference_opt(), path=path, model_dir='tmp'), amp)
-    fitted = _fit(learn, epochs, lr, 'valid_loss', quiet, 'heads', log)
+    fitted = _fit(learn, epochs, lr, 'valid_loss', quiet, 'heads', log, tensorboard)
     accs = _evaluate(learn, dls.test, quiet)[1:]
     return learn, {'head': head, 'lr': lr, 'test_acc': {n: round(a, 4) for n,a in zip(hm.names, accs)},
                    'params': {n: n_params(hm.head(n)) for n in hm.layers}, **fitted}
@@ -201,10 +203,11 @@ def train_student(
     epochs:int=defaults.student_epochs, lr:float=defaults.lr, path='.', quiet:bool=False,
     amp:str|None=None, # mixed precision, 'bf16' or 'fp16' (see `Learner.to_amp`); None: float32
     log:str|None=None, # a CSV file, relative to `path`, that gets each epoch's losses and metrics (see `EpochLog`)
+    tensorboard:str|None=None, # a folder, relative to `path`, for TensorBoard logs of the fit (see `step_tensorboard`; needs `pip install tensorboard`)
 ) -> tuple:
     "Train `student` with the reference recipe and the teaching callbacks `cbs`; return the `Learner` and its record."
     learn = _learner(dls, make_model(student, dls), path, amp, cbs=L(cbs))
-    return learn, _model_record(learn, _name(student), _fit(learn, epochs, lr, 'accuracy', quiet, 'student', log), quiet)
+    return learn, _model_record(learn, _name(student), _fit(learn, epochs, lr, 'accuracy', quiet, 'student', log, tensorboard), quiet)
 
 # %% ../nbs/06_recipe.ipynb #8a4aefc8
 def measure_model(
@@ -230,6 +233,21 @@ class EpochLog(CSVLogger):
         self.old_logger,self.learn.logger = self.logger,self._write_line
 
     def _write_line(self, log): super()._write_line([log[0]+self.done, *log[1:]]) # the epoch of the whole fit
+
+# %% ../nbs/06_recipe.ipynb #b1aa50f0
+class _Shifted:
+    "A TensorBoard `SummaryWriter` whose steps start at `start`, the batches of the epochs a resumed fit does not train again."
+    def __init__(self, writer, start:int): self.writer,self.start = writer,start
+    def add_scalar(self, tag, value, global_step=None, *args, **kwargs): return self.writer.add_scalar(tag, value, self.start+(global_step or 0), *args, **kwargs)
+    def __getattr__(self, k): return getattr(self.writer, k)
+
+def step_tensorboard(log_dir, done:int=0):
+    "fastai's `TensorBoardCallback` for a fit that may resume after `done` epochs: losses, hyper-parameters and metrics in `log_dir`, numbered on from the epochs done."
+    try: from fastai.callback.tensorboard import TensorBoardCallback # tensorboard is optional: imported when asked for
+    except ImportError: raise ImportError("TensorBoard logs need the tensorboard package: pip install tensorboard") from None
+    class StepTensorBoard(TensorBoardCallback):
+        def _setup_writer(self): super()._setup_writer(); self.writer = _Shifted(self.writer, done*len(self.dls.train))
+    return StepTensorBoard(log_dir, trace_model=False, log_preds=False)
 
 # %% ../nbs/06_recipe.ipynb #2cb9eda8
 def save_checkpoint(model:nn.Module, path) -> Path:

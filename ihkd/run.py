@@ -4,7 +4,7 @@
 
 # %% ../nbs/08_run.ipynb #104b2343
 from __future__ import annotations
-import hashlib, json, os, shutil
+import hashlib, importlib.util, json, os, shutil
 from contextlib import nullcontext
 from datetime import datetime, timezone
 from pathlib import Path
@@ -28,7 +28,7 @@ __all__ = ['DEFAULT_METHODS', 'RECORD_FORMAT', 'SHARED_STEPS', 'Run', 'results_t
 
 # %% ../nbs/08_run.ipynb #056fc2d8
 DEFAULT_METHODS = ('ce', 'kd', 'dih') # what `ihkd run` trains unless told otherwise: the baselines need an extra assistant
-_WHERE = ('out', 'work', 'quiet', 'force') # where and how a run goes, not what it computes: not part of its config
+_WHERE = ('out', 'work', 'quiet', 'tensorboard', 'force') # where and how a run goes, not what it computes: not part of its config
 RECORD_FORMAT = 1 # the layout of record.json: format, config, versions, started, steps (a trained step with its checkpoint's sha256)
 
 _TEACHER = ('data', 'data_path', 'n_train', 'split_seed', 'bs', 'amp', 'teacher', 'train_teacher', 'teacher_epochs', 'teacher_lr', 'teacher_seed')
@@ -71,6 +71,7 @@ class Run:
         amp:str|None=None, # mixed precision of every step, 'bf16' or 'fp16' (see `Learner.to_amp`): bf16 about halves the time on a CPU with bfloat16 arithmetic
         work:str|None=None, # a folder shared by runs, holding teachers, heads and assistants any of them can reuse
         quiet:bool=False, # no progress bars or training logs
+        tensorboard:bool=False, # also log each step's losses and metrics for TensorBoard, in OUT/tensorboard/STEP (needs `pip install tensorboard`)
         force:bool=False, # start the output folder over
     ):
         args = dict(locals()) # every argument of this signature, in its order
@@ -81,7 +82,9 @@ class Run:
         self._check()
         if not self.shipped: config.update(teacher_epochs=ifnone(teacher_epochs, defaults.teacher_epochs),
                                            teacher_lr=ifnone(teacher_lr, lr), teacher_seed=ifnone(teacher_seed, seed))
-        self.out,self.work,self.quiet = Path(out),work and Path(work),quiet
+        if tensorboard and importlib.util.find_spec('tensorboard') is None:
+            raise ValueError("TensorBoard logs need the tensorboard package: pip install tensorboard (or leave out --tensorboard).")
+        self.out,self.work,self.quiet,self.tensorboard = Path(out),work and Path(work),quiet,tensorboard
         for d in (self.out, self.work): self._prepare(d)
         self.record = self._open_record(force)
 
@@ -146,6 +149,11 @@ def _done(self:Run, step, fname):
     return True
 
 @patch
+def _logs(self:Run, step) -> dict:
+    "Where `step` logs its epochs: a CSV file in OUT/logs, and TensorBoard's files in OUT/tensorboard/STEP when asked for."
+    return {'log': f'logs/{step}.csv', 'tensorboard': f'tensorboard/{step}' if self.tensorboard else None}
+
+@patch
 def _data(self:Run, replay:bool=False):
     c = self.config
     return get_data(c['data'], bs=c['bs'], seed=c['split_seed'], n_train=c['n_train'], path=c['data_path'], replay=c['seed'] if replay else None)
@@ -208,7 +216,7 @@ def teacher(self:Run) -> nn.Module:
     "The trained teacher: loaded from `teacher.pth` if that step is done, else taken from `work` or trained, and saved."
     c = self.config
     def train(dls):
-        if not self.shipped: return train_teacher(c['teacher'], dls, epochs=c['teacher_epochs'], lr=c['teacher_lr'], path=self.out, quiet=self.quiet, amp=c['amp'], log='logs/teacher.csv')
+        if not self.shipped: return train_teacher(c['teacher'], dls, epochs=c['teacher_epochs'], lr=c['teacher_lr'], path=self.out, quiet=self.quiet, amp=c['amp'], **self._logs('teacher'))
         card = teacher_card(c['data'], c['teacher'])
         if not self.quiet: print(f"   the shipped {card['name']} (add --train_teacher to train one)")
         learn, rec = measure_model(pretrained_teacher(c['data'], c['teacher']), dls, path=self.out, quiet=self.quiet, amp=c['amp'])
@@ -221,7 +229,7 @@ def heads(self:Run) -> HeadedModel:
     c, teacher = self.config, self.teacher()
     def build(): return HeadedModel(teacher, head=HEAD_KINDS[c['head']], x=self._data().valid.one_batch()[0][:2])
     def train(dls):
-        learn, rec = train_heads(teacher, dls, epochs=c['head_epochs'], lr=c['head_lr'], head=c['head'], path=self.out, quiet=self.quiet, amp=c['amp'], log='logs/heads.csv')
+        learn, rec = train_heads(teacher, dls, epochs=c['head_epochs'], lr=c['head_lr'], head=c['head'], path=self.out, quiet=self.quiet, amp=c['amp'], **self._logs('heads'))
         return learn, {**rec, 'T': c['T'], 'members': member_stats(learn.model, dls.valid, T=c['T'])} # how soft each member teaches
     return self._step('heads', save=save_heads, load=lambda f: load_heads(build(), f), train=train)
 
@@ -232,7 +240,7 @@ def assistant(self:Run) -> nn.Module:
     def load(f): return load_checkpoint(make_model(c['assistant'], self._data()), f)
     if self._done('assistant', 'assistant.pth'): return load(self.out/'assistant.pth') # done: no cache to build for it
     caches = self._caches(get_method('kd'))
-    return self._step('assistant', load=load, train=lambda dls: distill(c['assistant'], dls, 'kd', teacher=teacher, cache=caches, log='logs/assistant.csv', **self._student_options()))
+    return self._step('assistant', load=load, train=lambda dls: distill(c['assistant'], dls, 'kd', teacher=teacher, cache=caches, **self._logs('assistant'), **self._student_options()))
 
 @patch
 def _student_options(self:Run):
@@ -250,7 +258,7 @@ def student(self:Run, method:str) -> nn.Module:
     tau = self.calibration() if c['calibrate'] and m.calibrates else None
     caches = self._caches(m)
     return self._step(step, load=load, train=lambda dls: distill(c['student'], dls, method, teacher=teacher, assistants=assistants, tau=tau,
-                                                                 cache=caches, log=f'logs/{step}.csv', **self._student_options()))
+                                                                 cache=caches, **self._logs(step), **self._student_options()))
 
 @patch
 def calibration(self:Run) -> dict:
