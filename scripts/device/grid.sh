@@ -1,0 +1,23 @@
+# On a device machine (see scripts/device/carry.sh): grid cells in parallel on the GPU, with a smoke run and nbs/11_fp16 (its `#| cuda` cell) beside them.
+# Results, logs and the per-epoch progress land under $OUT. N processes, DEADLINE seconds; GRID overrides the cells.
+cd "$(dirname "$0")/../.." && R=$PWD
+export PYTHONPATH=$R/.gpu/site:$R PYTHONUNBUFFERED=1 MPLBACKEND=Agg OMP_NUM_THREADS=1
+PY=${PY:-python3}; N=${N:-18}; DEADLINE=${DEADLINE:-500}; W=${W:-/tmp/cgw}
+GRID=${GRID:---epochs 40 --amp bf16 --students resnet8 --variants ce kd dih dih_norm dih_cal dih_pooled}
+mkdir -p /usr/share/datasets/fashion-mnist $W/shared $OUT/logs && cp -n .gpu/fmnist/* /usr/share/datasets/fashion-mnist/ && cp -n .gpu/shared/* $W/shared/
+nvidia-smi -L; $PY -c "import torch, fastai, ihkd; print(torch.__version__, fastai.__version__, ihkd.__version__, torch.cuda.is_available())" || exit 1
+t0=$(date +%s)
+$PY benchmarks/capacity_gap.py --data embedded --n_train 1000 --teacher resnet20 --students resnet8_quarter --variants ce kd dih dih_cal --epochs 1 --seeds 0 \
+    --out /tmp/smoke --work /tmp/smoke-work --amp bf16 > $OUT/smoke.log 2>&1 & smoke=$!
+$PY scripts/device/run_notebook.py nbs/11_fp16.ipynb > $OUT/fp16.log 2>&1 &
+pids=""
+for i in $(seq $N); do $PY benchmarks/capacity_gap.py $GRID --out $OUT --name capacity_gap_gpu --work $W > $OUT/logs/p$i.log 2>&1 & pids="$pids $!"; sleep 0.5; done
+progress() { echo "== $(( $(date +%s)-t0 )) s"; for f in $W/runs/*/*/logs/*.csv; do [ -f "$f" ] && echo "$f: $(( $(wc -l < $f)-1 )) epochs, last: $(tail -1 $f)"; done; grep -h "^seed" $OUT/logs/*.log; }
+while [ $(( $(date +%s)-t0 )) -lt $DEADLINE ]; do
+    sleep 15
+    if [ -n "$smoke" ] && ! kill -0 $smoke 2>/dev/null; then wait $smoke || { echo SMOKE FAILED; tail -30 $OUT/smoke.log; kill $pids; break; }; echo "smoke ok at $(( $(date +%s)-t0 )) s"; smoke=""; fi
+    alive=0; for p in $pids; do kill -0 $p 2>/dev/null && alive=1; done; [ $alive = 0 ] && break
+    [ $(( ($(date +%s)-t0) % 60 )) -lt 15 ] && progress && nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader
+done
+kill $pids 2>/dev/null; progress > $OUT/progress.txt; cat $OUT/progress.txt; tail -3 $OUT/fp16.log
+rm -f $OUT/.capacity_gap_gpu.lock; cd $OUT/logs && tail -n 40 p*.log > ../grid.log && cd .. && rm -rf logs; ls -la $OUT
