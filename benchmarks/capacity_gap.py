@@ -4,7 +4,8 @@ Every (seed, student, variant) is one `ihkd.run.Run` with `cache=True` in `--wor
 soft-label caches are shared through `--work`/shared, so each is made once per seed. Each finished run is added at once
 to the results JSON and the table and plot are redrawn, so an interrupted grid keeps what it finished and resumes where it
 stopped. Several processes (one per core) may work on one grid: each takes the next (student, variant, seed) that no other
-is training (an advisory lock per cell, released when its process ends, however it ends).
+is training (an advisory lock per cell, released when its process ends, however it ends), leaving for later a cell whose
+teacher piece (heads, assistant, soft-label cache) another process is making.
 
 The report gives, per student, each variant's validation and test accuracy and its paired per-seed difference against
 CE and against KD with 95% t intervals, and the epoch at which CE's validation accuracy peaked (the last epoch means
@@ -120,9 +121,8 @@ class Results:
 def _machine():
     return {'cpu': platform.processor() or platform.machine(), 'cores': os.cpu_count(), 'OMP_NUM_THREADS': os.environ.get('OMP_NUM_THREADS'), **versions()}
 
-def train(args, res, seed, student, variant):
-    "One student of one variant, as a cached `Run` sharing its pieces through the work folder."
-    if res.done(seed=seed, student=student, variant=variant): return
+def make_run(args, res, seed, student, variant) -> Run:
+    "The cached `Run` of one cell, sharing its pieces through the work folder."
     method, options, _ = VARIANTS[variant]
     c = res.d['config']
     run = Run(Path(args.work)/'runs'/f's{seed}'/f'{student}-{variant}', data=c['data'], n_train=c['n_train'], teacher=c['teacher'],
@@ -130,12 +130,36 @@ def train(args, res, seed, student, variant):
               lr=c['lr'], bs=c['bs'], seed=seed, split_seed=c['split_seed'], T=c['T'], alpha=c['alpha'], cache=True, amp=c['amp'],
               work=Path(args.work)/'shared', quiet=True, **options)
     if not run.shipped: sys.exit(f"No trained {c['teacher']} ships for {c['data']}: this benchmark distils from shipped teachers (see ihkd.pretrained).")
+    return run
+
+NEEDS = {'ce': (), 'kd': ('cache_heads', 'cache_teacher'), 'dih': ('heads', 'cache_heads'), # the shared pieces a method's run may make or wait for
+         'takd': ('assistant', 'cache_heads', 'cache_teacher', 'cache_assistant'), 'dgkd': ('assistant', 'cache_heads', 'cache_teacher', 'cache_assistant')}
+
+def busy(run, method) -> bool:
+    "Whether another process is making a shared piece that `run` needs (its lock in the work folder is held): starting it now would only wait."
+    for step in NEEDS[method]:
+        with claimed(run.work/f'.{step}-{run.key(step)}.lock') as free:
+            if not free: return True
+    return False
+
+def train(res, run, seed, student, variant):
+    "Train the cell's `run` and add its student to the results."
+    method = VARIANTS[variant][0]
     t0, steps = time.time(), run.run()['steps']
     r = steps[f'student_{method}']
     res.add({'seed': seed, 'student': student, 'variant': variant, 'params': r['params'], 'valid_acc': r['valid_acc'], 'test_acc': r['test_acc'],
              'seconds': r['seconds'], 'wall_s': round(time.time()-t0, 1), 'valid_history': r['history'].get('accuracy'), 'device': versions()['device']},
             {k: steps['teacher'][k] for k in ('model', 'params', 'valid_acc', 'test_acc', 'shipped')})
     print(f"seed {seed} {student:>15} {variant:>10}: valid {r['valid_acc']:.4f} test {r['test_acc']:.4f} ({r['seconds']} s)", flush=True)
+
+def attempt(args, res, student, variant, seed, wait:bool) -> bool:
+    "Train a cell unless it is done or another process trains it; without `wait`, leave it (False) while a piece it needs is made elsewhere."
+    with claimed(Path(args.work)/'claims'/f'{student}-{variant}-s{seed}.lock') as mine:
+        if not mine or res.done(seed=seed, student=student, variant=variant): return True
+        run = make_run(args, res, seed, student, variant)
+        if not wait and busy(run, VARIANTS[variant][0]): return False
+        train(res, run, seed, student, variant)
+        return True
 
 # ---- the report ----
 
@@ -233,9 +257,11 @@ def main(argv=None):
         for fn in args.merge: res.merge(fn)
     if args.report or args.merge:
         atomic_save(report(res.d), res.stem.with_suffix('.md'), save=write_text); draw(res.d, res.stem.with_suffix('.png')); return
-    for s,v,seed in cells(args):
-        with claimed(Path(args.work)/'claims'/f'{s}-{v}-s{seed}.lock') as mine:
-            if mine: train(args, res, seed, s, v)
+    left = cells(args)
+    while left: # a cell that would wait for a piece another process is making goes to the back; when every cell left would, wait for the first
+        later = [c for c in left if not attempt(args, res, *c, wait=False)]
+        if later==left: attempt(args, res, *later.pop(0), wait=True)
+        left = later
     print(report(res.d))
 
 if __name__=='__main__': main()
