@@ -5,7 +5,9 @@
 # %% ../nbs/09_cli.ipynb #9c291fc9
 from __future__ import annotations
 import argparse, sys, warnings
+import torch
 from fastcore.docments import docments
+from fastai.torch_core import rank_distrib
 
 with warnings.catch_warnings(): # fastai.layers compiles a function with torch.jit.script, which torch 2.10+ deprecates with a warning
     warnings.filterwarnings('ignore', message=r'`torch\.jit\.script` is deprecated', category=FutureWarning)
@@ -52,8 +54,22 @@ def _explore(folder, port):
     try: explore(folder, port)
     except (ValueError, FileNotFoundError, ImportError, OSError) as e: sys.exit(f"ihkd: {e}")
 
+_LAUNCHER = ('--nproc_per_node', '--nproc-per-node', '--nproc', '--nnodes', '--node_rank', '--node-rank', '--master_addr', '--master-addr',
+             '--master_port', '--master-port', '--rdzv_endpoint', '--rdzv-endpoint', '--rdzv_backend', '--rdzv-backend', '--rdzv_id', '--rdzv-id', '--num_processes')
+
+def _check_launcher_flags(argv):
+    "Refuse torchrun's and accelerate's options given to ihkd, with the command that launches the processes."
+    if not (given := [a for a in argv if a.split('=')[0] in _LAUNCHER]): return
+    i = next((j for j,a in enumerate(argv) if a.split('=')[0] in ('--nproc_per_node', '--nproc-per-node', '--nproc', '--num_processes')), None)
+    n = (argv[i].split('=')[1] if '=' in argv[i] else argv[i+1] if i+1<len(argv) else 'N') if i is not None else 'N'
+    rest = [a for j,a in enumerate(argv) if a.split('=')[0] not in _LAUNCHER and not (j>0 and argv[j-1] in _LAUNCHER)]
+    sys.exit(f"ihkd: {', '.join(a.split('=')[0] for a in given)} belong to the launcher, not to ihkd. Start the processes with torchrun: "
+             f"torchrun --nproc_per_node {n} $(which ihkd) {' '.join(rest)}")
+
 def main(argv:list|None=None) -> None:
-    "The `ihkd` command: `ihkd run`, one step with `ihkd teacher`, `ihkd heads` or `ihkd student`, or `ihkd explore RUN`."
+    "The `ihkd` command: `ihkd run`, one step with `ihkd teacher`, `ihkd heads` or `ihkd student`, or `ihkd explore RUN`; under torchrun, on several processes."
+    argv = sys.argv[1:] if argv is None else argv
+    _check_launcher_flags(argv)
     args = vars(_parser().parse_args(argv))
     cmd = args.pop('command')
     if cmd=='explore': return _explore(**args)
@@ -65,5 +81,9 @@ def main(argv:list|None=None) -> None:
             for m in run.config['methods']: run.student(m)
         else: run.run()
     except (ValueError, FileNotFoundError, PermissionError) as e: sys.exit(f"ihkd: {e}") # what the user can fix, said without a traceback
+    finally:
+        if torch.distributed.is_available() and torch.distributed.is_initialized(): # opened by a launched run: a gloo process that
+            torch.distributed.destroy_process_group()                                # exits with its group open can abort (see ihkd.distributed)
+    if rank_distrib(): return # the first process reports
     print(results_table(run.record))
     print(f"\nrecord: {run.out/'record.json'}")

@@ -4,13 +4,15 @@
 
 # %% ../nbs/12_distributed.ipynb #7ab424d8
 from __future__ import annotations
+import os
 from contextlib import contextmanager
 import torch
+from fastai.torch_core import num_distrib
 try: from fastai.distributed import DistributedDL
 except NameError: DistributedDL = None # fastai.distributed cannot be imported without `accelerate`
 
 # %% auto #0
-__all__ = ['distrib_kwargs', 'gloo_broadcast']
+__all__ = ['distrib_kwargs', 'gloo_broadcast', 'launched', 'join_launched', 'launched_ddp']
 
 # %% ../nbs/12_distributed.ipynb #65546fa0
 def distrib_kwargs() -> dict:
@@ -33,3 +35,20 @@ def gloo_broadcast():
     DistributedDL._broadcast = _broadcast_any_backend
     try: yield
     finally: DistributedDL._broadcast = fastais
+
+# %% ../nbs/12_distributed.ipynb #93ea41bc
+def launched() -> bool:
+    "Whether this process is one of several that `torchrun` or `accelerate launch` started (fastai's `num_distrib()` above 1)."
+    return num_distrib() > 1
+
+def join_launched():
+    "Where this process is one of several `launched`: its GPU (`LOCAL_RANK`) and the process group (nccl on GPUs, gloo on CPUs), opened once for all its fits and evaluations."
+    if not launched() or torch.distributed.is_initialized(): return
+    if torch.cuda.is_available(): torch.cuda.set_device(int(os.environ.get('LOCAL_RANK', 0)))
+    torch.distributed.init_process_group('nccl' if torch.cuda.is_available() else 'gloo') # the launcher's env:// rendezvous
+
+@contextmanager
+def launched_ddp(learn):
+    "Around `learn.fit`: where this process is one of several `launched`, fastai's `distrib_ctx` with `distrib_kwargs` and `gloo_broadcast`; elsewhere, nothing."
+    if not launched(): yield learn; return
+    with learn.distrib_ctx(**distrib_kwargs()), gloo_broadcast(): yield learn

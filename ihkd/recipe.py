@@ -5,7 +5,7 @@
 # %% ../nbs/06_recipe.ipynb #1ddc37d7
 from __future__ import annotations
 import io, random, time
-from contextlib import redirect_stdout
+from contextlib import ExitStack, redirect_stdout
 from functools import partial
 from pathlib import Path
 
@@ -15,7 +15,8 @@ from torch import nn
 from fastcore.basics import store_attr
 from fastcore.foundation import L
 from fastai.learner import Learner, save_model
-from fastai.torch_core import rank_distrib
+from fastai.torch_core import distrib_barrier, num_distrib, rank_distrib
+from fastai.torch_core import get_model as unwrapped # the model inside DistributedDataParallel (ihkd.models has its own get_model)
 from fastai.optimizer import SGD
 from fastai.metrics import accuracy
 from fastai.callback.core import Callback
@@ -25,6 +26,7 @@ from fastai.callback.progress import CSVLogger
 
 from .core import CheckpointError, atomic_save, check_amp, defaults, load_file, n_params
 from .fp16 import AnyDeviceMixedPrecision
+from .distributed import launched, launched_ddp
 from .heads import HEAD_KINDS, HeadedModel
 from .callbacks import CohortDistill, heads_learner
 from .models import get_model
@@ -55,12 +57,14 @@ def make_model(model:str|nn.Module, dls) -> nn.Module:
 # %% ../nbs/06_recipe.ipynb #7d7f67ce
 def _plain_random(state): return [state[0], list(state[1]), state[2]] # `random.getstate()` as lists, loadable as weights only
 
+def _shuffler(dl): return getattr(dl, 'dl', dl) # the loader that draws the shuffles: the one a fastai `DistributedDL` wraps, else `dl`
+
 def random_states(dl=None) -> dict:
     "The random states training draws from: Python's, NumPy's, PyTorch's (CPU and each GPU) and the shuffles of the loader `dl`, as plain values."
     np_state = np.random.get_state()
     return {'python': _plain_random(random.getstate()), 'numpy': [np_state[0], np_state[1].tolist(), *np_state[2:]],
             'torch': torch.get_rng_state(), 'cuda': torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else [],
-            'dl': _plain_random(dl.rng.getstate()) if dl is not None else None}
+            'dl': _plain_random(_shuffler(dl).rng.getstate()) if dl is not None else None}
 
 def set_random_states(states:dict, dl=None):
     "Put back the `random_states` of a moment, so that training goes on drawing what it would have drawn from there."
@@ -69,7 +73,7 @@ def set_random_states(states:dict, dl=None):
     np.random.set_state((states['numpy'][0], np.array(states['numpy'][1], dtype=np.uint32), *states['numpy'][2:]))
     torch.set_rng_state(states['torch'])
     if states['cuda']: torch.cuda.set_rng_state_all(states['cuda'])
-    if dl is not None and states['dl'] is not None: dl.rng.setstate(restore(states['dl']))
+    if dl is not None and states['dl'] is not None: _shuffler(dl).rng.setstate(restore(states['dl']))
 
 
 # %% ../nbs/06_recipe.ipynb #5d56f9d5
@@ -105,8 +109,9 @@ class EpochCheckpoint(Callback):
     def after_epoch(self):
         names = self.recorder.metric_names[1:len(self.recorder.values[-1])+1] # without 'epoch' and 'time'
         for n,v in zip(names, self.recorder.values[-1]): self.history.setdefault(n, []).append(round(float(v), 5))
+        if rank_distrib(): return # the first process writes the checkpoint
         sc = getattr(self.learn, 'scaler', None)
-        atomic_save({'fit': self.fit, 'epoch': self.done+self.epoch, 'model': self.model.state_dict(), 'opt': _opt_state(self.opt),
+        atomic_save({'fit': self.fit, 'epoch': self.done+self.epoch, 'model': unwrapped(self.model).state_dict(), 'opt': _opt_state(self.opt),
                      'scaler': sc.state_dict() if sc is not None else None, 'best': float(self._best().best), 'history': self.history,
                      'cohorts': [cb.history for cb in self._cohorts()], 'random': random_states(self.dls.train),
                      'smooth_loss': [self.recorder.smooth_loss.count, float(self.recorder.smooth_loss.val)],
@@ -127,17 +132,22 @@ def _fit(learn, epochs, lr, monitor, quiet, name, log=None, tensorboard=None):
     "Fit `epochs` with the step schedule and load the best epoch; resume after the last finished epoch if a fit of this step stopped."
     tmp = learn.path/learn.model_dir
     last = tmp/f'{name}-last.pth'
-    fit = {'model': type(learn.model).__name__, 'params': n_params(learn.model), 'epochs': epochs, 'lr': lr, 'monitor': monitor}
+    fit = {'model': type(learn.model).__name__, 'params': n_params(learn.model), 'epochs': epochs, 'lr': lr, 'monitor': monitor,
+           **({'processes': num_distrib()} if launched() else {})} # their batches make one global batch: a fit resumes on as many
     state = _resume(learn, last, fit)
     done = state['epoch']+1 if state else 0
     best = AtomicSaveModel(monitor=monitor, fname=f'{name}-best', reset_on_fit=state is None)
     if state: best.best = state['best']
     ckpt = EpochCheckpoint(last, fit, state)
     cbs = [step_schedule(lr, start=done/epochs), best, ckpt] + ([EpochLog(log, done)] if log else []) + ([step_tensorboard(learn.path/tensorboard, done)] if tensorboard else [])
-    if quiet:
-        with learn.no_bar(), learn.no_logging(), redirect_stdout(io.StringIO()): learn.fit(epochs-done, lr, cbs=cbs, reset_opt=state is None)
-    else: learn.fit(epochs-done, lr, cbs=cbs, reset_opt=state is None)
-    for f in (tmp/f'{name}-best.pth', last): f.unlink(missing_ok=True) # the best epoch is loaded: scratch copies can go
+    with ExitStack() as ctx:
+        if quiet:
+            for c in (learn.no_bar(), learn.no_logging(), redirect_stdout(io.StringIO())): ctx.enter_context(c)
+        ctx.enter_context(launched_ddp(learn)) # several processes when a launcher started them
+        learn.fit(epochs-done, lr, cbs=cbs, reset_opt=state is None)
+    distrib_barrier() # every process has loaded the best epoch before its file goes
+    if not rank_distrib():
+        for f in (tmp/f'{name}-best.pth', last): f.unlink(missing_ok=True) # the best epoch is loaded: scratch copies can go
     return {'seconds': round(time.time()-ckpt.t0, 1), 'history': ckpt.history}
 
 # %% ../nbs/06_recipe.ipynb #522f641c
@@ -225,6 +235,7 @@ class EpochLog(CSVLogger):
     def __init__(self, fname, done:int=0): super().__init__(fname, append=True); self.done = done
 
     def before_fit(self):
+        if rank_distrib(): self.run = False; return # one log, from the first process
         f = self.path/self.fname
         kept = f.read_text().splitlines(keepends=True)[:self.done+1] if self.done and f.exists() else []
         f.parent.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from torch import nn
 from fastcore.basics import ifnone, patch
-from fastai.torch_core import default_device, set_seed
+from fastai.torch_core import default_device, distrib_barrier, num_distrib, rank_distrib, set_seed
 
 from .core import CheckpointError, atomic_save, check_amp, config_diff, defaults, file_sha256, locked, versions, write_text
 from .heads import HEAD_KINDS, HeadedModel, save_heads, load_heads
@@ -20,6 +20,7 @@ from .data import get_data
 from .recipe import make_model, measure_model, train_teacher, train_heads, save_checkpoint, load_checkpoint
 from .pretrained import pretrained_teacher, ships_teacher, teacher_card
 from .calibration import cohort_temperatures, member_stats
+from .distributed import join_launched, launched
 from .cache import SoftLabelCache, build_cache
 from .methods import METHODS, get_method, distill
 
@@ -84,6 +85,10 @@ class Run:
                                            teacher_lr=ifnone(teacher_lr, lr), teacher_seed=ifnone(teacher_seed, seed))
         if tensorboard and importlib.util.find_spec('tensorboard') is None:
             raise ValueError("TensorBoard logs need the tensorboard package: pip install tensorboard (or leave out --tensorboard).")
+        if launched() and (given := [f'--{k}' for k,v in (('cache', cache), ('work', work)) if v]):
+            raise ValueError(f"{' and '.join(given)} cannot be used on several processes yet: leave {'them' if len(given)>1 else 'it'} out "
+                             "under torchrun or accelerate launch, or run one process.")
+        join_launched() # under torchrun: the process group, before anything trains or is measured
         self.out,self.work,self.quiet,self.tensorboard = Path(out),work and Path(work),quiet,tensorboard
         for d in (self.out, self.work): self._prepare(d)
         self.record = self._open_record(force)
@@ -136,7 +141,8 @@ def key(self:Run, step:str) -> str:
     return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:12]
 
 @patch
-def _save_record(self:Run): atomic_save(json.dumps(self.record, indent=1), self.out/'record.json', save=write_text)
+def _save_record(self:Run):
+    if not rank_distrib(): atomic_save(json.dumps(self.record, indent=1), self.out/'record.json', save=write_text) # the first process writes
 
 @patch
 def _done(self:Run, step, fname):
@@ -206,8 +212,9 @@ def _fetch(self:Run, step, train, load, save):
 @patch
 def _train(self:Run, step, f, train, save):
     learn, rec = train(self._start(step))
-    save(learn.model, f)
-    self._finish(step, {**rec, 'sha256': file_sha256(f)})
+    if not rank_distrib(): save(learn.model, f) # the first process writes,
+    distrib_barrier()                            # the others read it once written
+    self._finish(step, {**rec, 'sha256': file_sha256(f), **({'processes': num_distrib()} if launched() else {})})
     return learn.model
 
 # %% ../nbs/08_run.ipynb #e9b16f7e
