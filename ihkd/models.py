@@ -7,15 +7,18 @@ from __future__ import annotations
 import difflib
 from collections import OrderedDict
 
-from torch import nn
+import torch
+from torch import nn, Tensor
 from fastai.callback.hook import Hooks
+from fastai.layers import ConvLayer
 from .core import dummy_batch, evaluating
 
 # %% auto #0
 __all__ = ['conv3x3', 'init_weights', 'BasicBlock', 'ResNet', 'cifar_resnet', 'resnet8', 'resnet14', 'resnet20', 'resnet32',
            'resnet44', 'resnet56', 'resnet110', 'resnet8x4', 'resnet32x4', 'resnet18', 'resnet34', 'WideBlock',
            'WideResNet', 'wrn_16_1', 'wrn_16_2', 'wrn_28_2', 'wrn_40_1', 'wrn_40_2', 'VGG', 'vgg8', 'vgg11', 'vgg13',
-           'model_names', 'get_model', 'register_model', 'count_macs']
+           'InvertedResidual', 'MobileNetV2', 'mobilenetv2_x0_5', 'channel_shuffle', 'ShuffleUnit', 'ShuffleDownUnit',
+           'ShuffleNetV2', 'shufflenetv2_x1_0', 'model_names', 'get_model', 'register_model', 'count_macs']
 
 # %% ../nbs/04_models.ipynb #aed628c0
 def conv3x3(ni:int, nf:int, stride:int=1, bias:bool=False) -> nn.Conv2d:
@@ -175,9 +178,112 @@ def vgg8(n_out:int=100, in_channels:int=3) -> VGG:  "VGG-8 with BatchNorm: one c
 def vgg11(n_out:int=100, in_channels:int=3) -> VGG: "VGG-11 with BatchNorm (configuration A).";                                       return VGG(_vgg_cfgs[11], n_out, in_channels)
 def vgg13(n_out:int=100, in_channels:int=3) -> VGG: "VGG-13 with BatchNorm (configuration B).";                                       return VGG(_vgg_cfgs[13], n_out, in_channels)
 
+# %% ../nbs/04_models.ipynb #ea654223
+def _conv_bn(ni, nf, ks=1, stride=1, groups=1, act=True):
+    "Conv-BN, then a ReLU if `act`: fastai's `ConvLayer`, without bias and padded so that only `stride` changes the size."
+    return ConvLayer(ni, nf, ks, stride, groups=groups, act_cls=nn.ReLU if act else None)
+
+class InvertedResidual(nn.Module):
+    "MobileNetV2's block: 1x1 conv-BN-ReLU to `ni*expand` channels, 3x3 depthwise conv-BN-ReLU, linear 1x1 conv-BN to `nf`; plus the input where the shape is kept."
+    def __init__(self, ni:int, nf:int, stride:int=1, expand:int=6):
+        super().__init__()
+        h = ni*expand   # expand=1 keeps its 1x1 convolution, as in RepDistiller (torchvision drops it)
+        self.conv = nn.Sequential(_conv_bn(ni, h), _conv_bn(h, h, 3, stride, groups=h), _conv_bn(h, nf, act=False))
+        self.residual = stride==1 and ni==nf
+
+    def forward(self, x): return x + self.conv(x) if self.residual else self.conv(x)
+
+# %% ../nbs/04_models.ipynb #18c2af7e
+# MobileNetV2's table (Sandler et al. 2018, Table 2) as RepDistiller runs it on 32x32 images: (expansion, channels, blocks, stride)
+# per row, rows grouped by resolution into four stages. The 24-channel row has stride 1 here, 2 on ImageNet.
+_mbv2_stages = [[(1,16,1,1), (6,24,2,1)], [(6,32,3,2)], [(6,64,4,2), (6,96,3,1)], [(6,160,3,2), (6,320,1,1)]]
+
+def _mbv2_stage(ni, rows, width):
+    "One stage of `InvertedResidual`s from its `rows` of `_mbv2_stages`, and its output channels."
+    blocks = []
+    for t,c,n,s in rows:
+        nf = int(c*width)
+        blocks += [InvertedResidual(ni if j==0 else nf, nf, s if j==0 else 1, t) for j in range(n)]
+        ni = nf
+    return nn.Sequential(*blocks),ni
+
+class MobileNetV2(nn.Sequential):
+    "MobileNetV2 for small images, as in RepDistiller: a stride-2 3x3 stem, four stages of `InvertedResidual`s, a 1x1 conv-BN-ReLU, global average pooling, one `Linear`."
+    def __init__(self,
+        width:float=1., # width multiplier of the stem and the blocks (RepDistiller's `mobile_half`: 0.5)
+        n_out:int=100, # number of classes
+        in_channels:int=3, # channels of the input images
+    ):
+        stem = ni = int(32*width)
+        stages = OrderedDict()
+        for i,rows in enumerate(_mbv2_stages): stages[f'layer{i+1}'],ni = _mbv2_stage(ni, rows, width)
+        nl = int(1280*width) if width>1 else 1280   # narrower networks keep all 1280 features for the classifier
+        super().__init__(OrderedDict(conv1=conv3x3(in_channels, stem, 2), bn1=nn.BatchNorm2d(stem), relu=nn.ReLU(), **stages,
+                                     conv2=nn.Conv2d(ni, nl, 1, bias=False), bn2=nn.BatchNorm2d(nl), relu2=nn.ReLU(),
+                                     **_classifier(nl, n_out)))
+        self.head_layers = list(stages)
+        init_weights(self)
+
+def mobilenetv2_x0_5(n_out:int=100, in_channels:int=3) -> MobileNetV2:
+    "RepDistiller's `mobile_half`: `MobileNetV2` at half width, expansion factor 6, for 32x32 images."
+    return MobileNetV2(0.5, n_out, in_channels)
+
+# %% ../nbs/04_models.ipynb #9fddb115
+def channel_shuffle(x:Tensor, groups:int=2) -> Tensor:
+    "Interleave the channels of `x` from `groups` equal groups: channel `i` of group `g` moves to `i*groups + g`."
+    n,c,h,w = x.shape
+    return x.reshape(n, groups, c//groups, h, w).transpose(1, 2).reshape(n, c, h, w)
+
+class ShuffleUnit(nn.Module):
+    "ShuffleNetV2's basic unit: the first half of the `nf` channels is kept, the second goes through 1x1 conv-BN-ReLU, 3x3 depthwise conv-BN, 1x1 conv-BN-ReLU; both halves are then shuffled together."
+    def __init__(self, nf:int):
+        super().__init__()
+        h = nf//2
+        self.branch = nn.Sequential(_conv_bn(h, h), _conv_bn(h, h, 3, groups=h, act=False), _conv_bn(h, h))
+
+    def forward(self, x):
+        keep,x = x.chunk(2, dim=1)
+        return channel_shuffle(torch.cat([keep, self.branch(x)], 1))
+
+class ShuffleDownUnit(nn.Module):
+    "ShuffleNetV2's unit for spatial down-sampling: two stride-2 branches of `nf//2` channels each on the whole input, shuffled together."
+    def __init__(self, ni:int, nf:int):
+        super().__init__()
+        h = nf//2
+        self.left = nn.Sequential(_conv_bn(ni, ni, 3, 2, groups=ni, act=False), _conv_bn(ni, h))
+        self.right = nn.Sequential(_conv_bn(ni, h), _conv_bn(h, h, 3, 2, groups=h, act=False), _conv_bn(h, h))
+
+    def forward(self, x): return channel_shuffle(torch.cat([self.left(x), self.right(x)], 1))
+
+# %% ../nbs/04_models.ipynb #cddf5754
+class ShuffleNetV2(nn.Sequential):
+    "ShuffleNetV2 for small images, as in RepDistiller: a 1x1 stem at full resolution, stages that each open with a `ShuffleDownUnit`, a 1x1 conv-BN-ReLU, global average pooling, one `Linear`."
+    def __init__(self,
+        n_units=(4,8,4), # units in each stage, the first of them a `ShuffleDownUnit`
+        widths=(116,232,464), # channels of each stage
+        stem:int=24, # channels of the 1x1 stem convolution
+        n_last:int=1024, # channels of the last 1x1 convolution
+        n_out:int=100, # number of classes
+        in_channels:int=3, # channels of the input images
+    ):
+        stages,ni = OrderedDict(),stem
+        for i,(n,nf) in enumerate(zip(n_units, widths)):
+            stages[f'layer{i+1}'] = nn.Sequential(ShuffleDownUnit(ni, nf), *[ShuffleUnit(nf) for _ in range(n-1)])
+            ni = nf
+        super().__init__(OrderedDict(conv1=nn.Conv2d(in_channels, stem, 1, bias=False), bn1=nn.BatchNorm2d(stem), relu=nn.ReLU(), **stages,
+                                     conv2=nn.Conv2d(ni, n_last, 1, bias=False), bn2=nn.BatchNorm2d(n_last), relu2=nn.ReLU(),
+                                     **_classifier(n_last, n_out)))
+        self.head_layers = list(stages)
+        init_weights(self)
+
+def shufflenetv2_x1_0(n_out:int=100, in_channels:int=3) -> ShuffleNetV2:
+    "RepDistiller's `ShuffleV2`: ShuffleNetV2 1x (stages of 116, 232, 464 channels) with a 1x1 stride-1 stem, for 32x32 images."
+    return ShuffleNetV2(n_out=n_out, in_channels=in_channels)
+
 # %% ../nbs/04_models.ipynb #b1dbdf08
 _models = {f.__name__: f for f in (resnet8, resnet14, resnet20, resnet32, resnet44, resnet56, resnet110, resnet8x4, resnet32x4,
-                                   resnet18, resnet34, wrn_16_1, wrn_16_2, wrn_28_2, wrn_40_1, wrn_40_2, vgg8, vgg11, vgg13)}
+                                   resnet18, resnet34, wrn_16_1, wrn_16_2, wrn_28_2, wrn_40_1, wrn_40_2, vgg8, vgg11, vgg13,
+                                   mobilenetv2_x0_5, shufflenetv2_x1_0)}
 
 def model_names() -> list:
     "The names `get_model` knows, in the order of this page."
