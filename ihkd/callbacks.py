@@ -91,6 +91,9 @@ class CohortDistill(Callback):
         valid_kd:bool=False, # add the KD terms to the validation loss too
         drop:float=0., # chance that a member sits out a training batch (DGKD uses `defaults.drop`); at least one member always teaches
         tau:dict|None=None, # calibration temperature of members by name (from `cohort_temperatures`): their logits are divided by it
+        kd:str='kl', # each member's term: 'kl' (Hinton's KD) or 'dkd' (decoupled KD), see `CohortLoss`
+        beta:float=8., # for 'dkd': the weight of NCKD
+        warmup:float=0., # the KD terms grow linearly over this fraction of the whole fit's epochs (DKD: 20 of 240), then stay at full weight
     ):
         if not 0<=drop<1: raise ValueError(f"drop is the chance of leaving a member out of a batch: give a value in [0, 1), not {drop}.")
         self.cohort = cohort
@@ -104,9 +107,10 @@ class CohortDistill(Callback):
         self.idx = [names.index(m) for m in self.members]
         if missing := [m for m in self.members if tau is not None and m not in tau]:
             raise ValueError(f"tau has no temperature for members {missing}: give one for each of {self.members}.")
-        self.loss = CohortLoss(alpha, T, mode, [tau[m] for m in self.members] if tau else 1.)
+        if not 0<=warmup<1: raise ValueError(f"warmup is a fraction of the training epochs: give a value in [0, 1), not {warmup}.")
+        self.loss = CohortLoss(alpha, T, mode, [tau[m] for m in self.members] if tau else 1., kd, beta)
         self.loss.combine(torch.tensor(0.), [torch.tensor(0.)]*len(self.members)) # fail now if alpha or T do not fit the cohort
-        store_attr('valid_kd,drop')
+        store_attr('valid_kd,drop,warmup')
         self.columns = ['train_ce'] + [f'train_kd_{m}' for m in self.members] # the metric columns it adds
         self.history,self.means,self.kept = {n: [] for n in self.columns},{},[] # over every fit, and kept by `validate`
 
@@ -156,18 +160,24 @@ class CohortDistill(Callback):
 
     def after_loss(self):
         if not self._active(): return
-        kds = self.loss.kd_terms(self.pred, self.tpreds)
+        kds = self.loss.kd_terms(self.pred, self.tpreds, *self.yb)
         keep = self.sample_kept() if self.training and self.drop>0 else [True]*len(kds)
         if self.training:
             self.kept.append(keep)
             for n,v in zip(self.columns, [self.loss_grad, *kds]): self.epoch_parts[n].append(v.detach().float())
-        self.learn.loss_grad = self._combine(self.loss_grad, kds, keep)
+        self.learn.loss_grad = self._combine(self.loss_grad, [k*self.ramp() for k in kds], keep) # the terms are recorded unramped
         self.learn.loss = self.loss_grad.clone()
+
+    def ramp(self) -> float:
+        "The weight of the KD terms in this epoch under `warmup`: epoch `e` of `n` (of the whole fit, a resumed one too) gets `min(1, (e+1)/(warmup·n))`."
+        if not self.warmup or not self.training: return 1.
+        done = getattr(getattr(self.learn, 'epoch_checkpoint', None), 'done', 0) # epochs an interrupted fit trained before this one
+        return min(1., (done+self.epoch+1)/max(1., self.warmup*(done+self.n_epoch)))
 
     def _combine(self, ce, kds, keep):
         if all(keep): return self.loss.combine(ce, kds)
         sub = lambda v: [o for o,k in zip(v, keep) if k] if isinstance(v, (list,tuple)) else v
-        return CohortLoss(sub(self.loss.alpha), mode=self.loss.mode).combine(ce, sub(kds)) # the KD terms already have their T
+        return CohortLoss(sub(self.loss.alpha), mode=self.loss.mode).combine(ce, sub(kds)) # the KD terms already have their T and kind
 
 # %% ../nbs/03_callbacks.ipynb #b0a9c19f
 class ModelCohort(nn.Module):

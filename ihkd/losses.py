@@ -4,6 +4,8 @@
 
 # %% ../nbs/02_losses.ipynb #0086ef51
 from __future__ import annotations
+from functools import partial
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 from fastcore.basics import store_attr
@@ -11,7 +13,7 @@ from fastcore.basics import store_attr
 from .core import defaults
 
 # %% auto #0
-__all__ = ['kd_loss', 'CohortLoss']
+__all__ = ['kd_loss', 'dkd_loss', 'CohortLoss']
 
 # %% ../nbs/02_losses.ipynb #4147fc82
 def kd_loss(s:Tensor, t:Tensor, T:float=defaults.T) -> Tensor:
@@ -19,17 +21,40 @@ def kd_loss(s:Tensor, t:Tensor, T:float=defaults.T) -> Tensor:
     logp_s,logp_t = F.log_softmax(s.float()/T, -1), F.log_softmax(t.float()/T, -1)
     return F.kl_div(logp_s, logp_t, reduction='batchmean', log_target=True) * T**2
 
+# %% ../nbs/02_losses.ipynb #4624da3e
+def _target_split(z:Tensor, y:Tensor) -> tuple:
+    "Logits `z` (n, c) split into the label's `(n,)` and the other classes' `(n, c-1)`."
+    gt = F.one_hot(y, z.shape[-1]).bool()
+    return z[gt], z[~gt].view(len(z), -1)
+
+def _binary_logp(zt:Tensor, zo:Tensor) -> Tensor:
+    "Log-probabilities `(n, 2)` of the label and of all the other classes, from their logits split by `_target_split`."
+    lse_o = zo.logsumexp(-1)
+    lse = torch.logaddexp(zt, lse_o)
+    return torch.stack([zt-lse, lse_o-lse], -1)
+
+def dkd_loss(s:Tensor, t:Tensor, y:Tensor, alpha:float=1., beta:float=8., T:float=4.) -> Tensor:
+    "Decoupled KD `T² · (alpha·TCKD + beta·NCKD)` of student logits `s` and teacher logits `t` on labels `y`, averaged over the batch."
+    (st,so),(tt,to) = _target_split(s.float()/T, y),_target_split(t.float()/T, y)
+    kl = partial(F.kl_div, reduction='batchmean', log_target=True)
+    tckd = kl(_binary_logp(st, so), _binary_logp(tt, to))
+    nckd = kl(so.log_softmax(-1), to.log_softmax(-1))
+    return (alpha*tckd + beta*nckd) * T**2
+
 # %% ../nbs/02_losses.ipynb #4f39884e
 class CohortLoss:
-    "Loss of a student taught by a cohort: per-member weights `alpha` and temperatures `T`, combined as in `mode`."
-    modes = ('paper', 'normalised')
+    "Loss of a student taught by a cohort: per-member weights `alpha` and temperatures `T`, combined as in `mode`; each member's term is Hinton's KD or DKD (`kd`)."
+    modes,kinds = ('paper', 'normalised', 'added'),('kl', 'dkd')
     def __init__(self,
         alpha:float|list=defaults.alpha, # weight of the KD term, one value or one per member
         T:float|list=defaults.T, # temperature, one value or one per member
-        mode:str=defaults.mode, # 'paper' (CE counted once per member, as the reference code) or 'normalised' (CE once)
+        mode:str=defaults.mode, # 'paper' (CE counted once per member, as the reference code), 'normalised' (CE once) or 'added' (CE, plus the KD terms)
         tau:float|list=1., # calibration temperature, one value or one per member: a member's logits are divided by it first
+        kd:str='kl', # each member's term: 'kl', Hinton's KD (`kd_loss`), or 'dkd', decoupled KD (`dkd_loss`, which needs the labels)
+        beta:float=8., # for 'dkd': the weight of NCKD (TCKD's is 1)
     ):
         if mode not in self.modes: raise ValueError(f"Unknown mode {mode!r}: use one of {', '.join(self.modes)}.")
+        if kd not in self.kinds: raise ValueError(f"Unknown KD term {kd!r}: use one of {', '.join(self.kinds)}.")
         store_attr()
 
     def _per_member(self, v, n, what):
@@ -37,10 +62,12 @@ class CohortLoss:
         if len(v)!=n: raise ValueError(f"{what} has {len(v)} values for a cohort of {n}: give one value or one per member.")
         return list(v)
 
-    def kd_terms(self, s:Tensor, ts:list) -> list:
-        "The KD term of each member `ts[i]` for student logits `s`."
+    def kd_terms(self, s:Tensor, ts:list, y:Tensor|None=None) -> list:
+        "The KD term of each member `ts[i]` for student logits `s` (and labels `y`, which DKD needs)."
         Ts,taus = self._per_member(self.T, len(ts), 'T'),self._per_member(self.tau, len(ts), 'tau')
-        return [kd_loss(s, t/tau, T) for t,T,tau in zip(ts, Ts, taus)]
+        if self.kd=='kl': return [kd_loss(s, t/tau, T) for t,T,tau in zip(ts, Ts, taus)]
+        if y is None: raise ValueError("DKD's terms need the labels: call kd_terms(s, ts, y).")
+        return [dkd_loss(s, t/tau, y, beta=self.beta, T=T) for t,T,tau in zip(ts, Ts, taus)]
 
     def combine(self, ce:Tensor, kds:list) -> Tensor:
         "Total loss from the CE term and the members' KD terms."
@@ -48,8 +75,9 @@ class CohortLoss:
         alphas = self._per_member(self.alpha, n, 'alpha')
         kd = sum(a*k for a,k in zip(alphas, kds))
         if self.mode=='paper': return kd + sum(1-a for a in alphas)*ce
+        if self.mode=='added': return kd + ce
         return kd/n + (1 - sum(alphas)/n)*ce
 
     def __call__(self, s:Tensor, ts:list, y:Tensor) -> Tensor:
         "Loss of student logits `s` taught by members `ts` on labels `y`."
-        return self.combine(F.cross_entropy(s.float(), y), self.kd_terms(s, ts))
+        return self.combine(F.cross_entropy(s.float(), y), self.kd_terms(s, ts, y))

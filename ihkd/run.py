@@ -63,9 +63,9 @@ class Run:
         split_seed:int|None=None, # seed of the train/valid split and of the n_train subset (default: seed)
         teacher_seed:int|None=None, # seed of a teacher trained here (default: seed)
         head:str=defaults.head, # head kind
-        alpha:float=defaults.alpha, # weight of each KD term
-        T:float=defaults.T, # distillation temperature
-        mode:str=defaults.mode, # cohort loss: paper or normalised
+        alpha:float=defaults.alpha, # weight of each KD term (dkd and dih_dkd keep DKD's setting, see ihkd.methods.DKD)
+        T:float=defaults.T, # distillation temperature (not of dkd and dih_dkd)
+        mode:str=defaults.mode, # cohort loss: paper, normalised or added (not of dkd and dih_dkd)
         calibrate:bool=defaults.calibrate, # kd, dih: fit a temperature per teacher member on the validation split and divide its logits by it
         drop:float=defaults.drop, # dgkd: chance that the teacher or the assistant sits out a batch
         cache:bool=False, # students and the assistant replay their crops and read their teachers' logits from soft-label caches built once
