@@ -165,7 +165,8 @@ class CohortDistill(Callback):
         if self.training:
             self.kept.append(keep)
             for n,v in zip(self.columns, [self.loss_grad, *kds]): self.epoch_parts[n].append(v.detach().float())
-        self.learn.loss_grad = self._combine(self.loss_grad, [k*self.ramp() for k in kds], keep) # the terms are recorded unramped
+        r = self.ramp() # the terms are recorded unramped
+        self.learn.loss_grad = self._combine(self.loss_grad, [k*r for k in kds], keep)
         self.learn.loss = self.loss_grad.clone()
 
     def ramp(self) -> float:
