@@ -18,7 +18,8 @@ __all__ = ['conv3x3', 'init_weights', 'BasicBlock', 'ResNet', 'cifar_resnet', 'r
            'resnet44', 'resnet56', 'resnet110', 'resnet8x4', 'resnet32x4', 'resnet18', 'resnet34', 'WideBlock',
            'WideResNet', 'wrn_16_1', 'wrn_16_2', 'wrn_28_2', 'wrn_40_1', 'wrn_40_2', 'VGG', 'vgg8', 'vgg11', 'vgg13',
            'InvertedResidual', 'MobileNetV2', 'mobilenetv2_x0_5', 'channel_shuffle', 'ShuffleUnit', 'ShuffleDownUnit',
-           'ShuffleNetV2', 'shufflenetv2_x1_0', 'model_names', 'get_model', 'register_model', 'count_macs']
+           'ShuffleNetV2', 'shufflenetv2_x1_0', 'ShuffleV1Unit', 'ShuffleNetV1', 'shufflenetv1', 'model_names',
+           'get_model', 'register_model', 'count_macs']
 
 # %% ../nbs/04_models.ipynb #aed628c0
 def conv3x3(ni:int, nf:int, stride:int=1, bias:bool=False) -> nn.Conv2d:
@@ -280,10 +281,57 @@ def shufflenetv2_x1_0(n_out:int=100, in_channels:int=3) -> ShuffleNetV2:
     "RepDistiller's `ShuffleV2`: ShuffleNetV2 1x (stages of 116, 232, 464 channels) with a 1x1 stride-1 stem, for 32x32 images."
     return ShuffleNetV2(n_out=n_out, in_channels=in_channels)
 
+# %% ../nbs/04_models.ipynb #541916c0
+class ShuffleV1Unit(nn.Module):
+    "ShuffleNetV1's unit: grouped 1x1 conv-BN-ReLU, channel shuffle, 3x3 depthwise conv-BN-ReLU, grouped 1x1 conv-BN; plus the input, or at stride 2 next to the 3x3 average-pooled input; then ReLU."
+    def __init__(self,
+        ni:int, # input channels
+        nf:int, # output channels; at stride 2 the branch computes `nf-ni` of them and the pooled input fills the rest
+        stride:int=1, # 2 halves the resolution; 1 needs `ni==nf`
+        groups:int=3, # groups of the 1x1 convolutions and of the shuffle
+        group_first:bool=True, # group the first 1x1 convolution (the network's first unit does not)
+    ):
+        super().__init__()
+        out = nf-ni if stride==2 else nf
+        mid,self.g1 = out//4,(groups if group_first else 1)   # bottleneck: a quarter of the branch's channels
+        self.conv1 = _conv_bn(ni, mid, groups=self.g1)
+        self.conv2 = _conv_bn(mid, mid, 3, stride, groups=mid)   # RepDistiller: BN and ReLU; the paper: BN only
+        self.conv3 = _conv_bn(mid, out, groups=groups, act=False)
+        self.pool = nn.AvgPool2d(3, 2, 1) if stride==2 else None
+        self.relu = nn.ReLU()
+
+    def forward(self, x):
+        out = self.conv3(self.conv2(channel_shuffle(self.conv1(x), self.g1)))
+        return self.relu(out + x if self.pool is None else torch.cat([out, self.pool(x)], 1))
+
+class ShuffleNetV1(nn.Sequential):
+    "ShuffleNetV1 for small images, as in RepDistiller: a 1x1 stem at full resolution, stages of `ShuffleV1Unit`s that each open at stride 2, global average pooling, one `Linear`."
+    def __init__(self,
+        n_units=(4,8,4), # units in each stage, the first of them at stride 2
+        widths=(240,480,960), # channels of each stage
+        groups:int=3, # groups of the 1x1 convolutions
+        stem:int=24, # channels of the 1x1 stem convolution
+        n_out:int=100, # number of classes
+        in_channels:int=3, # channels of the input images
+    ):
+        stages,ni = OrderedDict(),stem
+        for i,(n,nf) in enumerate(zip(n_units, widths)):
+            stages[f'layer{i+1}'] = nn.Sequential(*[ShuffleV1Unit(ni if j==0 else nf, nf, 1 if j else 2, groups, group_first=bool(i or j))
+                                                    for j in range(n)])
+            ni = nf
+        super().__init__(OrderedDict(conv1=nn.Conv2d(in_channels, stem, 1, bias=False), bn1=nn.BatchNorm2d(stem), relu=nn.ReLU(),
+                                     **stages, **_classifier(ni, n_out)))
+        self.head_layers = list(stages)
+        init_weights(self)
+
+def shufflenetv1(n_out:int=100, in_channels:int=3) -> ShuffleNetV1:
+    "RepDistiller's `ShuffleV1`: ShuffleNetV1 1x with 3 groups (stages of 240, 480, 960 channels) and a 1x1 stride-1 stem, for 32x32 images."
+    return ShuffleNetV1(n_out=n_out, in_channels=in_channels)
+
 # %% ../nbs/04_models.ipynb #b1dbdf08
 _models = {f.__name__: f for f in (resnet8, resnet14, resnet20, resnet32, resnet44, resnet56, resnet110, resnet8x4, resnet32x4,
                                    resnet18, resnet34, wrn_16_1, wrn_16_2, wrn_28_2, wrn_40_1, wrn_40_2, vgg8, vgg11, vgg13,
-                                   mobilenetv2_x0_5, shufflenetv2_x1_0)}
+                                   mobilenetv2_x0_5, shufflenetv2_x1_0, shufflenetv1)}
 
 def model_names() -> list:
     "The names `get_model` knows, in the order of this page."
