@@ -18,7 +18,7 @@ from .core import atomic_save, dummy_batch, evaluating, load_file, model_device
 
 # %% auto #0
 __all__ = ['HEAD_KINDS', 'LayerNotFound', 'find_module', 'trace', 'stage_layers', 'paper_head', 'pooled_head', 'conv_head',
-           'HeadedModel', 'save_heads', 'load_heads']
+           'StopForward', 'LayerOutputs', 'HeadedModel', 'save_heads', 'load_heads']
 
 # %% ../nbs/01_heads.ipynb #ea6a713a
 class LayerNotFound(LookupError):
@@ -110,10 +110,46 @@ def conv_head(shape:tuple, n_out:int, width:int|None=None) -> nn.Module:
 
 HEAD_KINDS = {'paper': paper_head, 'pooled': pooled_head, 'conv': conv_head} # by name, for the command line and `Run`
 
+# %% ../nbs/01_heads.ipynb #4c6340e7
+class StopForward(Exception): "Raised by a `LayerOutputs` hook to end a forward pass once every layer it keeps has run."
+
+class LayerOutputs:
+    "Forward hooks that keep the outputs of `model`'s layers `names` during a pass that `run` makes (or between `start` and `take`)."
+    def __init__(self,
+        model:nn.Module,
+        names:list, # dotted layer names, as in `named_modules`; a wrong one lists the closest valid names
+    ):
+        self.names,self.outs,self.stop = list(names),None,False
+        self.hooks = [find_module(model, n).register_forward_hook(partial(self._keep, n)) for n in self.names]
+
+    def _keep(self, name, m, inp, out):
+        if self.outs is None: return # the model runs outside `run`
+        self.outs.setdefault(name, out)
+        if self.stop and len(self.outs)==len(self.names): raise StopForward()
+
+    def start(self, stop:bool=False):
+        "Keep the outputs of the passes to come; with `stop`, end the pass (raise `StopForward`) once every layer has run."
+        self.outs,self.stop = {},stop
+
+    def take(self) -> list:
+        "The outputs kept since `start`, in `names` order (`None` for a layer that did not run), and stop keeping."
+        outs,self.outs = self.outs or {},None
+        return [outs.get(n) for n in self.names]
+
+    def run(self, f, *args, stop:bool=False) -> tuple:
+        "Call `f(*args)`, a forward pass, keeping the layers' outputs: `f`'s result (`None` when `stop` ended it early) and the outputs."
+        self.start(stop)
+        try: res = f(*args)
+        except StopForward: res = None
+        finally: outs = self.take()
+        return res, outs
+
+    def remove(self):
+        "Remove the hooks: the model is as it was before."
+        for h in self.hooks: h.remove()
+
 # %% ../nbs/01_heads.ipynb #70b2f5f9
 def _key(name): return name.replace('.', '/')   # ModuleDict keys cannot hold dots
-
-class _HeadsDone(Exception): "Raised by the deepest head layer's hook to end the backbone's forward early."
 
 class HeadedModel(nn.Module):
     "`model` with a classifier head on each of `layers`; returns the heads' logits in depth order, then `model`'s own."
@@ -133,29 +169,20 @@ class HeadedModel(nn.Module):
         self.layers = sorted(dict.fromkeys(self._check_layer(n, seen) for n in layers), key=order.index)
         self.shapes = {n: seen[n][1][1:] for n in self.layers}
         self.heads = nn.ModuleDict({_key(n): self._build(head, n) for n in self.layers}).to(out.device)
-        self._feats,self.heads_trained,self.skip_output = None,False,False
-        for n in self.layers: find_module(model, n).register_forward_hook(partial(HeadedModel._keep, self, n))
+        self.outputs = LayerOutputs(model, self.layers) # what the heads read
+        self.heads_trained,self.skip_output = False,False
 
     @property
     def names(self): "Names of the cohort members, in output order: the head layers, then `'output'`."; return [*self.layers, 'output']
 
     def head(self, name): "The head on layer `name`."; return self.heads[_key(name)]
 
-    def _keep(self, name, m, inp, out):
-        if self._feats is None: return # the model runs outside this HeadedModel (alone, or inside another one)
-        self._feats.setdefault(name, out)
-        if self.skip_output and name==self.layers[-1]: raise _HeadsDone()
-
     def _frozen(self): return not any(p.requires_grad for p in self.model.parameters())
 
     def features(self, x) -> tuple:
         "Run the backbone on `x`: the outputs of the head layers in `layers` order, and the model's output (`None` with `skip_output`)."
-        self._feats,out = {},None
-        try:
-            with torch.no_grad() if self._frozen() else nullcontext(): out = self.model(x)
-        except _HeadsDone: pass
-        feats,self._feats = self._feats,None
-        return [feats[n] for n in self.layers], out
+        with torch.no_grad() if self._frozen() else nullcontext(): out,feats = self.outputs.run(self.model, x, stop=self.skip_output)
+        return feats, out
 
     def forward(self, x):
         feats,out = self.features(x)
