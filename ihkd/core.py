@@ -15,8 +15,8 @@ import fastai
 import ihkd
 
 # %% auto #0
-__all__ = ['defaults', 'AMP_MODES', 'evaluating', 'dummy_batch', 'model_device', 'n_params', 'models_list', 'check_amp',
-           'autocasting', 'versions', 'cohort_names', 'cohort_logits', 'cohort_predictions', 'atomic_save',
+__all__ = ['defaults', 'AMP_MODES', 'evaluating', 'dummy_batch', 'model_device', 'n_params', 'available_bytes', 'models_list',
+           'check_amp', 'autocasting', 'versions', 'cohort_names', 'cohort_logits', 'cohort_predictions', 'atomic_save',
            'write_text', 'locked', 'CheckpointError', 'load_file', 'file_sha256', 'state_sha256', 'config_diff']
 
 # %% ../nbs/00_core.ipynb #28b215ba
@@ -62,6 +62,15 @@ def model_device(model:nn.Module) -> torch.device:
 def n_params(model:nn.Module) -> int:
     "The number of parameters of `model`, trainable or not."
     return sum(p.numel() for p in model.parameters())
+
+# %% ../nbs/00_core.ipynb #76ee964e
+def available_bytes(device) -> int:
+    "Free memory on `device`: the GPU's free memory for CUDA, the system's available RAM otherwise."
+    device = torch.device(device)
+    if device.type=='cuda': return torch.cuda.mem_get_info(device)[0]
+    try: # MemAvailable counts the page cache the kernel would free; the fallback counts free pages only
+        with open('/proc/meminfo') as f: return next(int(l.split()[1])*1024 for l in f if l.startswith('MemAvailable:'))
+    except (OSError, StopIteration): return os.sysconf('SC_AVPHYS_PAGES') * os.sysconf('SC_PAGE_SIZE')
 
 # %% ../nbs/00_core.ipynb #397bc862
 def models_list(models) -> list:

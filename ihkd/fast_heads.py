@@ -4,7 +4,7 @@
 
 # %% ../nbs/13_fast_heads.ipynb #57c31ae5
 from __future__ import annotations
-import math, os
+import math
 import torch
 from torch import nn, Tensor
 from fastcore.basics import store_attr
@@ -16,14 +16,13 @@ from fastai.callback.schedule import LRFinder
 from fastai.data.core import DataLoaders
 from fastai.vision.augment import RandTransform
 
-from .core import evaluating
+from .core import available_bytes, evaluating
 from .heads import HeadedModel
 from .callbacks import heads_loss, member_accuracy
 from .data import TensorDL
 
 # %% auto #0
-__all__ = ['SkipClassifier', 'feature_bytes', 'available_bytes', 'FeatureSet', 'cache_features', 'CachedHeads',
-           'cached_heads_learner']
+__all__ = ['SkipClassifier', 'feature_bytes', 'FeatureSet', 'cache_features', 'CachedHeads', 'cached_heads_learner']
 
 # %% ../nbs/13_fast_heads.ipynb #1480f338
 class SkipClassifier(Callback):
@@ -40,14 +39,6 @@ class SkipClassifier(Callback):
 def feature_bytes(hm:HeadedModel, n:int, dtype=torch.float16) -> int:
     "Bytes needed to cache the features of every head layer of `hm` for `n` inputs, stored as `dtype`."
     return n * sum(math.prod(s) for s in hm.shapes.values()) * torch.empty(0, dtype=dtype).element_size()
-
-def available_bytes(device) -> int:
-    "Free memory on `device`: the GPU's free memory for CUDA, the system's available RAM otherwise."
-    device = torch.device(device)
-    if device.type=='cuda': return torch.cuda.mem_get_info(device)[0]
-    try: # MemAvailable counts the page cache the kernel would free; the fallback counts free pages only
-        with open('/proc/meminfo') as f: return next(int(l.split()[1])*1024 for l in f if l.startswith('MemAvailable:'))
-    except (OSError, StopIteration): return os.sysconf('SC_AVPHYS_PAGES') * os.sysconf('SC_PAGE_SIZE')
 
 # %% ../nbs/13_fast_heads.ipynb #d4b243bd
 class FeatureSet:
