@@ -227,15 +227,11 @@ class CachedDistill(CohortDistill):
         return cls(cb.cohort, caches, cb.members, alpha=cb.loss.alpha, T=cb.loss.T, mode=cb.loss.mode, valid_kd=cb.valid_kd,
                    drop=cb.drop, tau=dict(zip(cb.members, tau)) if isinstance(tau, (list, tuple)) else None)
 
-    def _start(self) -> int:
-        "The epoch this fit starts at: after those an interrupted fit finished, when the recipe's `EpochCheckpoint` resumes one."
-        return getattr(getattr(self.learn, 'epoch_checkpoint', None), 'done', 0)
-
     def __getstate__(self): return {**super().__getstate__(), 'caches': None} # `learn.export` keeps the student, not gigabytes of targets
 
     def prepare(self):
         if self.caches is None: raise ValueError("This CachedDistill was loaded from an export, which leaves the caches out; add a new one.")
-        key,last = replay_key(self.dls.train),self._start()+self.n_epoch
+        key,last = replay_key(self.dls.train),self.epochs_done()+self.n_epoch
         for c in self.caches:
             if diff := config_diff({k: c.key[k] for k in key}, key):
                 raise CacheError(f"{c.path} holds soft labels of other batches than this learner's (cache, learner): {diff}. "
@@ -244,7 +240,7 @@ class CachedDistill(CohortDistill):
 
     def before_train(self):
         super().before_train()
-        self.replayed = self._start()+self.epoch
+        self.replayed = self.epochs_done()+self.epoch
         self.dl.set_epoch(self.replayed)
 
     def teach(self) -> list:

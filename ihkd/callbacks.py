@@ -172,8 +172,12 @@ class CohortDistill(Callback):
     def ramp(self) -> float:
         "The weight of the KD terms in this epoch under `warmup`: epoch `e` of `n` (of the whole fit, a resumed one too) gets `min(1, (e+1)/(warmup·n))`."
         if not self.warmup or not self.training: return 1.
-        done = getattr(getattr(self.learn, 'epoch_checkpoint', None), 'done', 0) # epochs an interrupted fit trained before this one
+        done = self.epochs_done()
         return min(1., (done+self.epoch+1)/max(1., self.warmup*(done+self.n_epoch)))
+
+    def epochs_done(self) -> int:
+        "The epochs an interrupted fit trained before this one, when the recipe's `EpochCheckpoint` resumes it; else 0."
+        return getattr(getattr(self.learn, 'epoch_checkpoint', None), 'done', 0)
 
     def _combine(self, ce, kds, keep):
         if all(keep): return self.loss.combine(ce, kds)
