@@ -86,7 +86,7 @@ class AtomicSaveModel(SaveModelCallback):
         self.last_saved_path = atomic_save(self.learn, path, save=lambda learn, tmp: save_model(tmp, learn.model, getattr(learn, 'opt', None), self.with_opt))
 
 class EpochCheckpoint(Callback):
-    "After each epoch, save to `fname` what resuming at the next epoch takes: weights, optimizer, gradient scaler, best value so far, history, smoothed loss, random states."
+    "After each epoch, save to `fname` what resuming at the next epoch takes: weights, optimizer, gradient scaler, best value so far, history, smoothed loss, random states, and the modules callbacks train beside the model."
     order = SaveModelCallback.order + 1 # after the tracker has judged the epoch
     def __init__(self, fname, fit:dict, state:dict|None=None): store_attr()
 
@@ -94,8 +94,10 @@ class EpochCheckpoint(Callback):
         s = self.state or {}
         self.done,self.history,self.t0 = s.get('epoch', -1)+1,s.get('history', {}),time.time()-s.get('seconds', 0.)
         for cb,h in zip(self._cohorts(), s.get('cohorts', [])): cb.history = h # the per-batch losses of the epochs done
+        for cb,p in zip(self._learning(), s.get('parts', [])): cb.parts.load_state_dict(p)
 
     def _cohorts(self): return [cb for cb in self.learn.cbs if isinstance(cb, CohortDistill)]
+    def _learning(self): return [cb for cb in self.learn.cbs if isinstance(getattr(cb, 'parts', None), nn.Module)] # callbacks that train modules of their own (FitNets' regressor)
     def _best(self): return next(cb for cb in self.learn.cbs if isinstance(cb, SaveModelCallback)) # the tracker of the best epoch
 
     def before_train(self):
@@ -113,7 +115,8 @@ class EpochCheckpoint(Callback):
         sc = getattr(self.learn, 'scaler', None)
         atomic_save({'fit': self.fit, 'epoch': self.done+self.epoch, 'model': unwrapped(self.model).state_dict(), 'opt': _opt_state(self.opt),
                      'scaler': sc.state_dict() if sc is not None else None, 'best': float(self._best().best), 'history': self.history,
-                     'cohorts': [cb.history for cb in self._cohorts()], 'random': random_states(self.dls.train),
+                     'cohorts': [cb.history for cb in self._cohorts()], 'parts': [cb.parts.state_dict() for cb in self._learning()],
+                     'random': random_states(self.dls.train),
                      'smooth_loss': [self.recorder.smooth_loss.count, float(self.recorder.smooth_loss.val)],
                      'seconds': time.time()-self.t0}, self.fname)
 
