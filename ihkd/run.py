@@ -63,12 +63,12 @@ class Run:
         split_seed:int|None=None, # seed of the train/valid split and of the n_train subset (default: seed)
         teacher_seed:int|None=None, # seed of a teacher trained here (default: seed)
         head:str=defaults.head, # head kind
-        alpha:float=defaults.alpha, # weight of each KD term (dkd and dih_dkd keep DKD's setting, see ihkd.methods.DKD)
-        T:float=defaults.T, # distillation temperature (not of dkd and dih_dkd)
-        mode:str=defaults.mode, # cohort loss: paper, normalised or added (not of dkd and dih_dkd)
+        alpha:float=defaults.alpha, # weight of each KD term (dkd and dih_dkd keep DKD's setting, see ihkd.methods.DKD; at and crd have none)
+        T:float=defaults.T, # distillation temperature (not of dkd and dih_dkd; at and crd have no KD term)
+        mode:str=defaults.mode, # cohort loss: paper, normalised or added (not of dkd, dih_dkd and the feature methods fitnets, at, crd)
         calibrate:bool=defaults.calibrate, # kd, dih: fit a temperature per teacher member on the validation split and divide its logits by it
         drop:float=defaults.drop, # dgkd: chance that the teacher or the assistant sits out a batch
-        cache:bool=False, # students and the assistant replay their crops and read their teachers' logits from soft-label caches built once
+        cache:bool=False, # students and the assistant replay their crops and read their teachers' logits from soft-label caches built once (fitnets, at and crd run their teacher: they read features)
         amp:str|None=None, # mixed precision of every step, 'bf16' or 'fp16' (see `Learner.to_amp`): bf16 about halves the time on a CPU with bfloat16 arithmetic
         work:str|None=None, # a folder shared by runs, holding teachers, heads and assistants any of them can reuse
         quiet:bool=False, # no progress bars or training logs
@@ -296,9 +296,9 @@ def _cache_folder(self:Run, of): return self.work/f'cache_{of}-{self.key(f"cache
 
 @patch
 def _caches(self:Run, m) -> list|None:
-    "The caches a student of method `m` reads (with `cache`): its teacher's members, from the heads model where the run has one or `work` holds its cache, and its assistant's."
+    "The caches a student of method `m` reads (with `cache`): its teacher's members, from the heads model where the run has one or `work` holds its cache, and its assistant's; none for a feature method (FitNets, AT, CRD), which runs its teacher."
     c = self.config
-    if not c['cache'] or not m.needs: return None
+    if not c['cache'] or not m.needs or m.features: return None
     heads = any('heads' in get_method(n).needs for n in c['methods']) or (self.work is not None and (self._cache_folder('heads')/'cache.json').exists())
     return ([self.soft_labels('heads' if heads else 'teacher')] if {'teacher', 'heads'} & set(m.needs) else []) + \
            ([self.soft_labels('assistant')] if 'assistant' in m.needs else [])
