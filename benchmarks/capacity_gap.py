@@ -17,6 +17,12 @@ teacher/student parameter ratio, one line per method.
     python benchmarks/capacity_gap.py --data embedded --n_train 1000 --teacher resnet20 --students resnet8_quarter \\
         --variants ce kd dih --epochs 1 --seeds 0 1 --out /tmp/cg --work /tmp/cg-work         # a smoke test
     python benchmarks/capacity_gap.py --report --out ...                                       # redraw from the JSON
+
+Another command with other students or variants, and the same grid otherwise (data, teacher, epochs, ...), extends the
+grid in the same results file: cross-architecture pairs and the other methods, for instance
+
+    OMP_NUM_THREADS=1 python benchmarks/capacity_gap.py --epochs 40 --amp bf16 --students mobilenetv2_x0_5 shufflenetv2_x1_0 \
+        --variants ce kd dih dkd fitnets at crd
 """
 from __future__ import annotations
 import argparse, fcntl, json, math, os, platform, shlex, statistics, sys, time
@@ -37,9 +43,14 @@ VARIANTS = { # name -> (method, Run options, label)
     'dih_norm': ('dih', dict(head='paper', mode='normalised', calibrate=False), 'DIH (normalised loss)'),
     'dih_pooled': ('dih', dict(head='pooled', head_lr=0.1, calibrate=False), 'DIH (pooled heads, lr 0.1)'),
     'dih_cal': ('dih', dict(head='paper', mode='paper', calibrate=True), 'DIH (calibrated)'),
+    'dkd': ('dkd', dict(calibrate=False), 'DKD'),
+    'dih_dkd': ('dih_dkd', dict(head='paper', calibrate=False), 'DIH (DKD terms)'),
+    'fitnets': ('fitnets', {}, 'FitNets'),
+    'at': ('at', {}, 'AT'),
+    'crd': ('crd', {}, 'CRD'),
 }
 # the order cells are trained in: the paper-heads DIH variants first, since their heads' cache then serves KD, TAKD and DGKD too
-TRAIN_ORDER = ('dih', 'dih_norm', 'dih_cal', 'kd', 'takd', 'dgkd', 'ce', 'dih_pooled')
+TRAIN_ORDER = ('dih', 'dih_norm', 'dih_cal', 'kd', 'takd', 'dgkd', 'ce', 'dih_pooled', 'dkd', 'dih_dkd', 'fitnets', 'at', 'crd')
 T95 = {2: 12.706, 3: 4.303, 4: 3.182, 5: 2.776, 6: 2.571, 7: 2.447, 8: 2.365, 9: 2.306, 10: 2.262}
 
 def _narrow(f): # ResNet-8 at a fraction of its width: the far end of the capacity-gap ladder
@@ -49,6 +60,7 @@ for name,f in (('resnet8_half', 0.5), ('resnet8_quarter', 0.25)):
     if name not in model_names(): register_model(name, _narrow(f))
 
 CONFIG = ('data', 'n_train', 'teacher', 'assistant', 'students', 'variants', 'epochs', 'head_epochs', 'split_seed', 'bs', 'lr', 'T', 'alpha', 'amp')
+GRID = tuple(k for k in CONFIG if k not in ('students', 'variants')) # what makes two commands one grid: other students and variants extend it
 
 def parse(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0], formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -56,8 +68,8 @@ def parse(argv=None):
     a('--data', default='fashion-mnist'); a('--n_train', type=int, help="training images used (train + valid); default: all")
     a('--teacher', default='resnet56', help="a teacher that ships for the data (see ihkd.pretrained)")
     a('--assistant', default='resnet20', help="assistant of TAKD and DGKD")
-    a('--students', nargs='+', default=['resnet20', 'resnet8', 'resnet8_half', 'resnet8_quarter'])
-    a('--variants', nargs='+', default=list(VARIANTS), choices=list(VARIANTS))
+    a('--students', nargs='+', default=['resnet20', 'resnet8', 'resnet8_half', 'resnet8_quarter'], help="zoo names; other architectures (mobilenetv2_x0_5, shufflenetv1, shufflenetv2_x1_0) make cross-architecture pairs")
+    a('--variants', nargs='+', default=list(VARIANTS)[:8], choices=list(VARIANTS), help="default: the issue-12 grid (CE, KD, TAKD, DGKD and DIH's four forms)")
     a('--epochs', type=int, required=True, help="epochs of every student and the assistant: state how they were chosen")
     a('--head_epochs', type=int, default=3); a('--split_seed', type=int, default=42, help="must be the shipped teacher's")
     a('--bs', type=int, default=64); a('--lr', type=float, default=0.1); a('--T', type=float, default=5.); a('--alpha', type=float, default=0.1)
@@ -83,7 +95,9 @@ class Results:
         with locked(self.lock):
             if self.file.exists():
                 self.d = json.loads(self.file.read_text())
-                if diff := config_diff(self.d['config'], config): sys.exit(f"{self.file} holds another grid (saved, asked): {diff}. Use --out/--name.")
+                saved = self.d['config']
+                if diff := config_diff({k: saved[k] for k in GRID}, {k: config[k] for k in GRID}): sys.exit(f"{self.file} holds another grid (saved, asked): {diff}. Use --out/--name.")
+                for k in ('students', 'variants'): saved[k] = list(dict.fromkeys(saved[k] + config[k])) # more students or variants extend the grid
                 if cmd not in self.d['commands']: self.d['commands'].append(cmd) # a restart resumes the same command
             else: self.d = {'config': config, 'commands': [cmd], 'machine': _machine(), 'runs': [], 'teacher': None,
                             'started': datetime.now(timezone.utc).isoformat(timespec='seconds')}
@@ -97,8 +111,7 @@ class Results:
     def merge(self, fn):
         "Add the runs of the results file `fn` that this one lacks, each tagged with the machine it ran on, and its commands."
         o = json.loads(Path(fn).read_text())
-        grid = [k for k in CONFIG if k not in ('students', 'variants')] # a subset of the students and variants is the same grid
-        if diff := config_diff({k: self.d['config'][k] for k in grid}, {k: o['config'][k] for k in grid}): sys.exit(f"{fn} holds another grid (here, there): {diff}")
+        if diff := config_diff({k: self.d['config'][k] for k in GRID}, {k: o['config'][k] for k in GRID}): sys.exit(f"{fn} holds another grid (here, there): {diff}")
         with locked(self.lock):
             self.d = json.loads(self.file.read_text())
             key = lambda r: (r['seed'], r['student'], r['variant'])
@@ -133,7 +146,8 @@ def make_run(args, res, seed, student, variant) -> Run:
     return run
 
 NEEDS = {'ce': (), 'kd': ('cache_heads', 'cache_teacher'), 'dih': ('heads', 'cache_heads'), # the shared pieces a method's run may make or wait for
-         'takd': ('assistant', 'cache_heads', 'cache_teacher', 'cache_assistant'), 'dgkd': ('assistant', 'cache_heads', 'cache_teacher', 'cache_assistant')}
+         'takd': ('assistant', 'cache_heads', 'cache_teacher', 'cache_assistant'), 'dgkd': ('assistant', 'cache_heads', 'cache_teacher', 'cache_assistant'),
+         'dkd': ('cache_heads', 'cache_teacher'), 'dih_dkd': ('heads', 'cache_heads'), 'fitnets': (), 'at': (), 'crd': ()} # feature methods run their teacher
 
 def busy(run, method) -> bool:
     "Whether another process is making a shared piece that `run` needs (its lock in the work folder is held): starting it now would only wait."
