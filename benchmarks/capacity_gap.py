@@ -49,8 +49,9 @@ VARIANTS = { # name -> (method, Run options, label)
     'at': ('at', {}, 'AT'),
     'crd': ('crd', {}, 'CRD'),
 }
-# the order cells are trained in: the paper-heads DIH variants first, since their heads' cache then serves KD, TAKD and DGKD too
-TRAIN_ORDER = ('dih', 'dih_norm', 'dih_cal', 'kd', 'takd', 'dgkd', 'ce', 'dih_pooled', 'dkd', 'dih_dkd', 'fitnets', 'at', 'crd')
+# the order cells are trained in: the paper-heads DIH variants first, since their heads' cache then serves KD, TAKD and DGKD too;
+# CE, which needs nothing shared, before the methods that wait for an assistant
+TRAIN_ORDER = ('dih', 'dih_norm', 'dih_cal', 'kd', 'ce', 'takd', 'dgkd', 'dih_pooled', 'dkd', 'dih_dkd', 'fitnets', 'at', 'crd')
 T95 = {2: 12.706, 3: 4.303, 4: 3.182, 5: 2.776, 6: 2.571, 7: 2.447, 8: 2.365, 9: 2.306, 10: 2.262}
 
 def _narrow(f): # ResNet-8 at a fraction of its width: the far end of the capacity-gap ladder
