@@ -189,6 +189,18 @@ def mean_ci(v):
     m = statistics.mean(v)
     return m, (T95.get(len(v), 1.96)*statistics.stdev(v)/math.sqrt(len(v)) if len(v)>1 else float('nan'))
 
+def verdict(d, student, variant, base) -> str|None:
+    "'win', 'tie' or 'loss' of `variant` against `base` on test accuracy: its 95% interval wholly above 0, around 0, or below; None under two seeds."
+    m, ci = mean_ci(paired(d, student, variant, base, 'test_acc'))
+    if ci!=ci: return None
+    return 'win' if m-ci>0 else 'loss' if m+ci<0 else 'tie'
+
+def _verdicts(d, student, base) -> str:
+    by = {}
+    for v in d['config']['variants']:
+        if v!=base and (w := verdict(d, student, v, base)): by.setdefault(w, []).append(VARIANTS[v][2])
+    return '; '.join(f"{w}s: {', '.join(by[w])}" for w in ('win', 'tie', 'loss') if w in by) or 'none yet (under two paired seeds)'
+
 def _device(d, r): return r.get('device') or d['machine']['device'] # runs recorded before 'device' was: the file's machine
 
 def _machine_line(m): return f"{m['cpu']}, {m['cores']} cores, OMP_NUM_THREADS={m['OMP_NUM_THREADS']}, device {m['device']}; ihkd {m['ihkd']}, torch {m['torch']}, fastai {m['fastai']}"
@@ -211,7 +223,7 @@ def report(d) -> str:
         peak = [h.index(max(h)) for h in (r['valid_history'] for r in ce) if h]
         lines += [f"## {s} ({rs[0]['params']:,} parameters, teacher/student ratio {t['params']/rs[0]['params']:.1f})", "",
                   f"CE's validation accuracy peaked at epoch {', '.join(map(str, peak))} of 0..{c['epochs']-1} (one per seed)." if peak else "", "",
-                  "| variant | n | valid (%) | test (%) | test - CE | test - KD | valid - CE | valid - KD |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+                  "| variant | n | valid (%) | test (%, ± sd) | test - CE | test - KD | valid - CE | valid - KD |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
         for v in c['variants']:
             vr = [r for r in rs if r['variant']==v]
             if not vr: continue
@@ -219,7 +231,7 @@ def report(d) -> str:
             lines.append(f"| {VARIANTS[v][2]} | {len(vr)} | {statistics.mean(100*r['valid_acc'] for r in vr):.2f} | {statistics.mean(te):.2f}"
                          + (f" ± {statistics.stdev(te):.2f}" if len(te)>1 else '') + " | "
                          + ' | '.join(_fmt(*mean_ci(paired(d, s, v, b, split))) if v!=b else '' for split in ('test_acc', 'valid_acc') for b in ('ce', 'kd')) + " |")
-        lines.append("")
+        lines += ["", f"On test accuracy (95% interval above 0, around it, or below), against CE: {_verdicts(d, s, 'ce')}. Against KD: {_verdicts(d, s, 'kd')}.", ""]
         if len(devs := {_device(d, r) for r in rs})>1: # say which cells ran where: their differences mix machines
             lines += ["Trained on: " + '; '.join(f"{dev}: " + ', '.join(f"{r['variant']} s{r['seed']}" for r in rs if _device(d, r)==dev) for dev in sorted(devs)) + ".", ""]
     others = {json.dumps(r['machine'], sort_keys=True) for r in d['runs'] if 'machine' in r}
