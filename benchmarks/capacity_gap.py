@@ -22,7 +22,7 @@ Another command with other students or variants, and the same grid otherwise (da
 grid in the same results file: cross-architecture pairs and the other methods, for instance
 
     OMP_NUM_THREADS=1 python benchmarks/capacity_gap.py --epochs 40 --amp bf16 --students mobilenetv2_x0_5 shufflenetv2_x1_0 \
-        --variants ce kd dih dkd fitnets at crd
+        --variants ce kd dih dkd fitnets at crd mhkd
 """
 from __future__ import annotations
 import argparse, fcntl, json, math, os, platform, shlex, statistics, sys, time
@@ -48,10 +48,11 @@ VARIANTS = { # name -> (method, Run options, label)
     'fitnets': ('fitnets', {}, 'FitNets'),
     'at': ('at', {}, 'AT'),
     'crd': ('crd', {}, 'CRD'),
+    'mhkd': ('mhkd', dict(head='paper', calibrate=False), 'MHKD'),
 }
 # the order cells are trained in: the paper-heads DIH variants first, since their heads' cache then serves KD, TAKD and DGKD too;
 # CE, which needs nothing shared, before the methods that wait for an assistant
-TRAIN_ORDER = ('dih', 'dih_norm', 'dih_cal', 'kd', 'ce', 'takd', 'dgkd', 'dih_pooled', 'dkd', 'dih_dkd', 'fitnets', 'at', 'crd')
+TRAIN_ORDER = ('dih', 'dih_norm', 'dih_cal', 'kd', 'ce', 'takd', 'dgkd', 'dih_pooled', 'dkd', 'dih_dkd', 'fitnets', 'at', 'crd', 'mhkd')
 T95 = {2: 12.706, 3: 4.303, 4: 3.182, 5: 2.776, 6: 2.571, 7: 2.447, 8: 2.365, 9: 2.306, 10: 2.262}
 
 def _narrow(f): # ResNet-8 at a fraction of its width: the far end of the capacity-gap ladder
@@ -148,7 +149,7 @@ def make_run(args, res, seed, student, variant) -> Run:
 
 NEEDS = {'ce': (), 'kd': ('cache_heads', 'cache_teacher'), 'dih': ('heads', 'cache_heads'), # the shared pieces a method's run may make or wait for
          'takd': ('assistant', 'cache_heads', 'cache_teacher', 'cache_assistant'), 'dgkd': ('assistant', 'cache_heads', 'cache_teacher', 'cache_assistant'),
-         'dkd': ('cache_heads', 'cache_teacher'), 'dih_dkd': ('heads', 'cache_heads'), 'fitnets': (), 'at': (), 'crd': ()} # feature methods run their teacher
+         'dkd': ('cache_heads', 'cache_teacher'), 'dih_dkd': ('heads', 'cache_heads'), 'fitnets': (), 'at': (), 'crd': (), 'mhkd': ('heads',)} # feature methods run their teacher
 
 def busy(run, method) -> bool:
     "Whether another process is making a shared piece that `run` needs (its lock in the work folder is held): starting it now would only wait."

@@ -65,10 +65,10 @@ class Run:
         head:str=defaults.head, # head kind
         alpha:float=defaults.alpha, # weight of each KD term (dkd and dih_dkd keep DKD's setting, see ihkd.methods.DKD; at and crd have none)
         T:float=defaults.T, # distillation temperature (not of dkd and dih_dkd; at and crd have no KD term)
-        mode:str=defaults.mode, # cohort loss: paper, normalised or added (not of dkd, dih_dkd and the feature methods fitnets, at, crd)
+        mode:str=defaults.mode, # cohort loss: paper, normalised or added (not of dkd, dih_dkd and the feature methods fitnets, at, crd, mhkd)
         calibrate:bool=defaults.calibrate, # kd, dih: fit a temperature per teacher member on the validation split and divide its logits by it
         drop:float=defaults.drop, # dgkd: chance that the teacher or the assistant sits out a batch
-        cache:bool=False, # students and the assistant replay their crops and read their teachers' logits from soft-label caches built once (fitnets, at and crd run their teacher: they read features)
+        cache:bool=False, # students and the assistant replay their crops and read their teachers' logits from soft-label caches built once (fitnets, at, crd and mhkd run their teacher: they read its insides)
         amp:str|None=None, # mixed precision of every step, 'bf16' or 'fp16' (see `Learner.to_amp`): bf16 about halves the time on a CPU with bfloat16 arithmetic
         work:str|None=None, # a folder shared by runs, holding teachers, heads and assistants any of them can reuse
         quiet:bool=False, # no progress bars or training logs
