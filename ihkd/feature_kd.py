@@ -10,7 +10,7 @@ from fastcore.foundation import L
 from fastai.torch_core import get_model as unwrapped, num_distrib
 
 from .core import defaults, cohort_logits, model_device
-from .heads import HeadedModel, LayerOutputs, find_module, paper_head, stage_layers, trace
+from .heads import HeadedModel, LayerOutputs, find_module, pooled_head, stage_layers, trace
 from .callbacks import CohortDistill
 
 # %% auto #0
@@ -207,7 +207,7 @@ class MultiHeadKD(FeatureDistill):
     def __init__(self,
         teacher:HeadedModel, # with trained heads: DIH's
         layers:list|None=None, # (teacher head layer, student layer) pairs; default: each teacher head with the student's stage at its resolution
-        head=paper_head, # `f(shape, n_out)`, builds the student's heads
+        head=pooled_head, # `f(shape, n_out)`, builds the student's heads
         beta:float=MHKD['beta'], alpha:float=defaults.alpha, T:float=defaults.T,
     ):
         if not isinstance(teacher, HeadedModel) or not teacher.heads_trained:
