@@ -223,7 +223,7 @@ def report(d) -> str:
         ce = [r for r in rs if r['variant']=='ce']
         peak = [h.index(max(h)) for h in (r['valid_history'] for r in ce) if h]
         lines += [f"## {s} ({rs[0]['params']:,} parameters, teacher/student ratio {t['params']/rs[0]['params']:.1f})", "",
-                  f"CE's validation accuracy peaked at epoch {', '.join(map(str, peak))} of 0..{c['epochs']-1} (one per seed)." if peak else "", "",
+                  *([f"CE's validation accuracy peaked at epoch {', '.join(map(str, peak))} of 0..{c['epochs']-1} (one per seed).", ""] if peak else []),
                   "| variant | n | valid (%) | test (%, ± sd) | test - CE | test - KD | valid - CE | valid - KD |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
         for v in c['variants']:
             vr = [r for r in rs if r['variant']==v]
