@@ -90,7 +90,8 @@ class FeatureDistill(CohortDistill):
         if self._learns():
             if num_distrib()>1: raise ValueError(f"{type(self).__name__} trains its own modules beside the student, which several processes would not keep in step: train it on one process.")
             mine = {id(p) for p in self.parts.parameters()}
-            if not any(id(p) in mine for p in self.learn.opt.all_params(with_grad=False).itemgot(0)): self.learn.create_opt() # added to a learner that had its optimizer
+            opt = self.learn.opt # none yet where `validate` comes first; without the parts where the callback joined a learner that had one
+            if opt is None or not any(id(p) in mine for p in opt.all_params(with_grad=False).itemgot(0)): self.learn.create_opt()
             self.parts.to(model_device(self.learn.model))
         super().before_fit()
         self.touts = LayerOutputs(self.cohort, [t for t,_ in self.layers])
