@@ -15,7 +15,7 @@ from fastcore.basics import patch
 from fastcore.foundation import L
 from fastai.data.transforms import Normalize
 
-from .core import autocasting, check_amp, models_list, cohort_logits, cohort_names, config_diff, evaluating, file_sha256, model_device, state_sha256, versions, write_text
+from .core import autocasting, check_amp, models_list, cohort_logits, cohort_names, config_diff, evaluating, file_sha256, model_device, size_text, state_sha256, versions, write_text
 from .heads import HeadedModel
 from .callbacks import CohortDistill, ModelCohort
 
@@ -105,12 +105,11 @@ def _store(arrays, e, idxs, logits, topk):
     arrays['values.npy'][e, idxs] = v.numpy()
     arrays['classes.npy'][e, idxs] = c.numpy()
 
-def _size(b): return f"{b/2**30:.2f} GiB" if b>=2**30 else f"{b/2**20:.1f} MiB" if b>=2**20 else f"{b/2**10:.1f} KiB"
 
 def _check_budget(shape, dtype, topk, n_classes, budget, quiet):
     size = cache_bytes(*shape, dtype, topk)
     if not quiet: print(f"soft-label cache: {shape[0]} epochs x {shape[1]:,} images x {shape[2]} members x {n_classes} classes, {dtype}"
-                        f"{f', top {topk}' if topk else ''}: {_size(size)}")
+                        f"{f', top {topk}' if topk else ''}: {size_text(size)}")
     if size>budget*2**30:
         raise CacheError(f"This cache would take {size/2**30:.2f} GiB, over the budget of {budget:g} GiB: store fewer epochs, "
                          "keep only the top k logits (topk=k), or raise the budget.")

@@ -15,9 +15,10 @@ import fastai
 import ihkd
 
 # %% auto #0
-__all__ = ['defaults', 'AMP_MODES', 'evaluating', 'dummy_batch', 'model_device', 'n_params', 'available_bytes', 'models_list',
-           'check_amp', 'autocasting', 'versions', 'cohort_names', 'cohort_logits', 'cohort_predictions', 'atomic_save',
-           'write_text', 'locked', 'CheckpointError', 'load_file', 'file_sha256', 'state_sha256', 'config_diff']
+__all__ = ['defaults', 'AMP_MODES', 'evaluating', 'dummy_batch', 'model_device', 'n_params', 'available_bytes', 'size_text',
+           'models_list', 'check_amp', 'autocasting', 'versions', 'cohort_names', 'cohort_logits', 'cohort_predictions',
+           'atomic_save', 'write_text', 'locked', 'CheckpointError', 'load_file', 'file_sha256', 'state_sha256',
+           'config_diff']
 
 # %% ../nbs/00_core.ipynb #28b215ba
 defaults = SimpleNamespace(
@@ -71,6 +72,10 @@ def available_bytes(device) -> int:
     try: # MemAvailable counts the page cache the kernel would free; the fallback counts free pages only
         with open('/proc/meminfo') as f: return next(int(l.split()[1])*1024 for l in f if l.startswith('MemAvailable:'))
     except (OSError, StopIteration): return os.sysconf('SC_AVPHYS_PAGES') * os.sysconf('SC_PAGE_SIZE')
+
+def size_text(b:int) -> str:
+    "`b` bytes as people read them, in binary units: '1.50 GiB', '24.7 MiB', '472.0 KiB'."
+    return f"{b/2**30:.2f} GiB" if b>=2**30 else f"{b/2**20:.1f} MiB" if b>=2**20 else f"{b/2**10:.1f} KiB"
 
 # %% ../nbs/00_core.ipynb #397bc862
 def models_list(models) -> list:

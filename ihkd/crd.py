@@ -9,7 +9,7 @@ import torch, torch.nn.functional as F
 from torch import nn, Tensor
 from fastcore.basics import store_attr
 
-from .core import available_bytes, defaults, model_device
+from .core import available_bytes, defaults, model_device, size_text
 from .heads import trace
 from .feature_kd import FeatureDistill
 
@@ -54,8 +54,6 @@ class CRDParts(nn.Module):
         return F.normalize(self.embed_t(ft.flatten(1).float()), dim=1),F.normalize(self.embed_s(fs.flatten(1).float()), dim=1)
 
 # %% ../nbs/06b_crd.ipynb #2744f767
-def _mib(b): return f"{b/2**20:,.1f} MiB"
-
 class CRD(FeatureDistill):
     "CRD (Tian et al., 2020): `CE + beta·(NCE of the student's embedding against the teacher's bank + NCE of the teacher's against the student's)`."
     term = 'crd'
@@ -84,9 +82,9 @@ class CRD(FeatureDistill):
         n,dev = len(ds),model_device(self.learn.model)
         need,free = crd_bytes(n, self.learn.dls.train.bs, self.feat_dim, self.nce_k),available_bytes(dev)
         limit = free if self.max_bytes is None else min(free, self.max_bytes)
-        if not self.quiet: print(f"CRD memory: {_mib(need)} for {n:,} images ({_mib(4*2*n*self.feat_dim)} of banks); {_mib(free)} free on {dev}")
-        if need>limit: raise MemoryError(f"CRD needs {_mib(need)} for its memory banks and negatives ({n:,} images, nce_k={self.nce_k}, batches of "
-                                         f"{self.learn.dls.train.bs}), more than the {_mib(limit)} it may use on {dev}: lower nce_k or the batch size.")
+        if not self.quiet: print(f"CRD memory: {size_text(need)} for {n:,} images ({size_text(4*2*n*self.feat_dim)} of banks); {size_text(free)} free on {dev}")
+        if need>limit: raise MemoryError(f"CRD needs {size_text(need)} for its memory banks and negatives ({n:,} images, nce_k={self.nce_k}, batches of "
+                                         f"{self.learn.dls.train.bs}), more than the {size_text(limit)} it may use on {dev}: lower nce_k or the batch size.")
         y = ds.y.to(dev)
         self.by_class = y.argsort(stable=True) # the training images, class by class
         self.counts = torch.bincount(y, minlength=int(y.max())+1)
