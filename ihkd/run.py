@@ -127,11 +127,18 @@ class Run:
                 raise ValueError(f"{f} is in record format {fmt} (written by ihkd {rec.get('versions', {}).get('ihkd')}); this ihkd "
                                  f"{versions()['ihkd']} reads format {RECORD_FORMAT}. Use that ihkd, another --out, or --force to start over.")
             saved = rec['config']
-            if diff := config_diff(saved, self.config) | {k: (v, None) for k,v in saved.items() if k not in self.config}:
+            self._extend(saved['methods'])
+            if diff := config_diff({**saved, 'methods': self.config['methods']}, self.config) | {k: (v, None) for k,v in saved.items() if k not in self.config}:
                 raise ValueError(f"{self.out} holds a run with another config (saved, asked): {diff}. Use another --out, or --force to start this folder over.")
             rec['config'] = self.config # options added to ihkd since the record was written, left unset, join it
             return rec
         return {'format': RECORD_FORMAT, 'config': self.config, 'versions': versions(), 'started': datetime.now(timezone.utc).isoformat(), 'steps': {}}
+
+    def _extend(self, methods):
+        "Methods asked for in a folder that has `methods` join them: the run gets their students, and keeps the others."
+        added = [m for m in self.config['methods'] if m not in methods]
+        self.config['methods'] = list(methods) + added
+        if added and not self.quiet: print(f"{self.out} has the methods {', '.join(methods)}: adding {', '.join(added)}")
 
 # %% ../nbs/08_run.ipynb #6c7e80c9
 @patch
@@ -270,8 +277,9 @@ def student(self:Run, method:str) -> nn.Module:
 @patch
 def calibration(self:Run) -> dict:
     "The temperature of each teacher member (`calibrate=True`), fitted on the validation split once and kept in the record."
-    if 'calibration' in self.record['steps']: return self.record['steps']['calibration']['tau']
     heads = any('heads' in get_method(m).needs for m in self.config['methods'] if get_method(m).calibrates)
+    done = self.record['steps'].get('calibration')
+    if done and (len(done['tau'])>1 or not heads): return done['tau'] # fitted for the teacher alone, it is fitted again where methods added later read heads
     cohort = self.heads() if heads else self.teacher()
     dls = self._start('calibration')
     tau = cohort_temperatures(cohort, dls)
