@@ -50,7 +50,7 @@ class Run:
         teacher:str='resnet20', # teacher model from ihkd.models
         student:str='resnet8', # student model from ihkd.models
         assistant:str='resnet20', # assistant model of takd and dgkd, trained by KD from the teacher
-        methods:list=DEFAULT_METHODS, # student methods, from ihkd.methods
+        methods:list=DEFAULT_METHODS, # student methods, from ihkd.methods (those a finished folder lacks join it)
         train_teacher:bool=False, # train a new teacher even where a trained one ships with ihkd (see ihkd.pretrained)
         teacher_epochs:int|None=None, # epochs of a teacher trained here (default: defaults.teacher_epochs)
         head_epochs:int=defaults.head_epochs, # epochs of the heads
