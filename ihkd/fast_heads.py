@@ -16,7 +16,7 @@ from fastai.callback.schedule import LRFinder
 from fastai.data.core import DataLoaders
 from fastai.vision.augment import RandTransform
 
-from .core import available_bytes, evaluating
+from .core import available_bytes, evaluating, size_text
 from .heads import HeadedModel
 from .callbacks import heads_loss, member_accuracy
 from .data import TensorDL
@@ -49,8 +49,6 @@ class FeatureSet:
 
 def _random_tfms(dl): return [t for t in (*dl.after_item.fs, *dl.after_batch.fs) if isinstance(t, RandTransform)]
 
-def _size(n): return f'{n/2**30:.2f} GB' if n>=2**30 else f'{n/2**20:.1f} MB'
-
 def cache_features(hm:HeadedModel, dl, dtype=torch.float16, device=None, max_bytes:int|None=None, quiet:bool=False) -> FeatureSet:
     "Run the backbone of `hm` once over `dl` and keep the features of every head layer, stored as `dtype` on `device`."
     if _random_tfms(dl): raise ValueError(
@@ -59,9 +57,9 @@ def cache_features(hm:HeadedModel, dl, dtype=torch.float16, device=None, max_byt
     device = torch.device(device or dl.device or 'cpu')
     need,free = feature_bytes(hm, len(dl.dataset), dtype),available_bytes(device)
     limit = free*0.8 if max_bytes is None else max_bytes
-    if not quiet: print(f"Caching {len(dl.dataset)} inputs at {hm.layers}: {_size(need)} in {dtype} on {device} ({_size(free)} available)")
+    if not quiet: print(f"Caching {len(dl.dataset)} inputs at {hm.layers}: {size_text(need)} in {dtype} on {device} ({size_text(free)} available)")
     if need > limit: raise MemoryError(
-        f"Caching needs {_size(need)} but only {_size(limit)} may be used on {device}: cache fewer inputs, fewer or smaller "
+        f"Caching needs {size_text(need)} but only {size_text(limit)} may be used on {device}: cache fewer inputs, fewer or smaller "
         "head layers, or train the heads uncached (`heads_learner`).")
     feats,ys = [[] for _ in hm.layers],[]
     dl = dl.new(shuffle=False, drop_last=False)
