@@ -267,12 +267,27 @@ def student(self:Run, method:str) -> nn.Module:
     c, m, step = self.config, get_method(method), f'student_{method}'
     def load(f): return load_checkpoint(make_model(c['student'], self._data()), f)
     if self._done(step, f'{step}.pth'): return load(self.out/f'{step}.pth')
+    if self._is_assistant(method): return self._take_assistant(step, load)
     teacher = self.heads() if 'heads' in m.needs else self.teacher() if 'teacher' in m.needs else None # earlier steps first: each sets its own seed
     assistants = [self.assistant()] if 'assistant' in m.needs else None
     tau = self.calibration() if c['calibrate'] and m.calibrates else None
     caches = self._caches(m)
     return self._step(step, load=load, train=lambda dls: distill(c['student'], dls, method, teacher=teacher, assistants=assistants, tau=tau,
                                                                  cache=caches, **self._logs(step), **self._student_options()))
+
+@patch
+def _is_assistant(self:Run, method) -> bool:
+    "Whether the student of `method` would train exactly as the assistant did, which this run or `work` already holds: KD, without temperatures, of the assistant's model."
+    c = self.config
+    if method!='kd' or c['student']!=c['assistant'] or c['calibrate']: return False
+    return 'assistant' in self.record['steps'] or (self.work is not None and (self.work/f"assistant-{self.key('assistant')}.json").exists())
+
+@patch
+def _take_assistant(self:Run, step, load):
+    self.assistant() # in this folder, or taken from `work`
+    _link(self.out/'assistant.pth', self.out/f'{step}.pth')
+    self._finish(step, {**self.record['steps']['assistant'], 'same_as': 'assistant'})
+    return load(self.out/f'{step}.pth')
 
 @patch
 def calibration(self:Run) -> dict:
