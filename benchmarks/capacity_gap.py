@@ -164,7 +164,8 @@ def train(res, run, seed, student, variant):
     t0, steps = time.time(), run.run()['steps']
     r = steps[f'student_{method}']
     res.add({'seed': seed, 'student': student, 'variant': variant, 'params': r['params'], 'valid_acc': r['valid_acc'], 'test_acc': r['test_acc'],
-             'seconds': r['seconds'], 'wall_s': round(time.time()-t0, 1), 'valid_history': r['history'].get('accuracy'), 'device': versions()['device']},
+             'seconds': r['seconds'], 'wall_s': round(time.time()-t0, 1), 'valid_history': r['history'].get('accuracy'), 'device': versions()['device'],
+             **({'same_as': r['same_as']} if 'same_as' in r else {})}, # ResNet-20's KD student is the assistant (see Run.student)
             {k: steps['teacher'][k] for k in ('model', 'params', 'valid_acc', 'test_acc', 'shipped')})
     print(f"seed {seed} {student:>15} {variant:>10}: valid {r['valid_acc']:.4f} test {r['test_acc']:.4f} ({r['seconds']} s)", flush=True)
 
