@@ -12,7 +12,7 @@ try: from fastai.distributed import DistributedDL
 except NameError: DistributedDL = None # fastai.distributed cannot be imported without `accelerate`
 
 # %% auto #0
-__all__ = ['distrib_kwargs', 'gloo_broadcast', 'launched', 'join_launched', 'launched_ddp']
+__all__ = ['distrib_kwargs', 'gloo_broadcast', 'launched', 'join_launched', 'launched_ddp', 'gather_launched']
 
 # %% ../nbs/12_distributed.ipynb #65546fa0
 def distrib_kwargs() -> dict:
@@ -52,3 +52,10 @@ def launched_ddp(learn):
     "Around `learn.fit`: where this process is one of several `launched`, fastai's `distrib_ctx` with `distrib_kwargs` and `gloo_broadcast`; elsewhere, nothing."
     if not launched(): yield learn; return
     with learn.distrib_ctx(**distrib_kwargs()), gloo_broadcast(): yield learn
+
+def gather_launched(x) -> list:
+    "`x` of every process `launched`, in the order of their ranks (each one must call this, as every collective); `[x]` in a single process."
+    if not launched(): return [x]
+    xs = [None]*num_distrib()
+    torch.distributed.all_gather_object(xs, x)
+    return xs

@@ -26,7 +26,7 @@ from fastai.callback.progress import CSVLogger
 
 from .core import CheckpointError, atomic_save, check_amp, defaults, load_file, n_params
 from .fp16 import AnyDeviceMixedPrecision
-from .distributed import launched, launched_ddp
+from .distributed import gather_launched, launched, launched_ddp
 from .heads import HEAD_KINDS, HeadedModel
 from .callbacks import CohortDistill, heads_learner
 from .models import get_model
@@ -102,7 +102,8 @@ class EpochCheckpoint(Callback):
 
     def before_train(self):
         if self.state and self.epoch==0 and 'random' in self.state: # the first epoch of a resumed fit draws what the unbroken fit drew next
-            set_random_states(self.state['random'], self.dl)
+            rs = self.state['random'] # each process's, in rank order (a dict: one process's, in checkpoints written before)
+            set_random_states(rs if isinstance(rs, dict) else rs[rank_distrib()], self.dl)
             if (sc := getattr(self.learn, 'scaler', None)) is not None and self.state.get('scaler'): sc.load_state_dict(self.state['scaler'])
             sl = self.recorder.smooth_loss # the train_loss fastai reports, a moving average over the whole fit
             sl.count,sl.val = self.state['smooth_loss'][0],torch.tensor(self.state['smooth_loss'][1]) # a float32 as a float: exact
@@ -111,12 +112,13 @@ class EpochCheckpoint(Callback):
     def after_epoch(self):
         names = self.recorder.metric_names[1:len(self.recorder.values[-1])+1] # without 'epoch' and 'time'
         for n,v in zip(names, self.recorder.values[-1]): self.history.setdefault(n, []).append(round(float(v), 5))
+        states = gather_launched(random_states(self.dls.train)) # every process draws its own crops and dropout
         if rank_distrib(): return # the first process writes the checkpoint
         sc = getattr(self.learn, 'scaler', None)
         atomic_save({'fit': self.fit, 'epoch': self.done+self.epoch, 'model': unwrapped(self.model).state_dict(), 'opt': _opt_state(self.opt),
                      'scaler': sc.state_dict() if sc is not None else None, 'best': float(self._best().best), 'history': self.history,
                      'cohorts': [cb.history for cb in self._cohorts()], 'parts': [cb.parts.state_dict() for cb in self._learning()],
-                     'random': random_states(self.dls.train),
+                     'random': states,
                      'smooth_loss': [self.recorder.smooth_loss.count, float(self.recorder.smooth_loss.val)],
                      'seconds': time.time()-self.t0}, self.fname)
 
