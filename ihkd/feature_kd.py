@@ -157,10 +157,11 @@ class FitNets(FeatureDistill):
 
     def make_parts(self, shapes):
         (t,s), = shapes
-        if len(t)!=3 or len(s)!=3 or t[1:]!=s[1:]:
-            raise ValueError(f"The hint layer's features have shape {tuple(t)} and the guided layer's {tuple(s)}: a 1x1 regressor needs feature maps "
-                             "of one resolution. Pick layers of the same resolution.")
-        return nn.Sequential(nn.Conv2d(s[0], t[0], 1, bias=False), nn.BatchNorm2d(t[0]))
+        k = (s[1]-t[1]+1, s[2]-t[2]+1) if len(t)==3 and len(s)==3 else (0, 0) # Romero et al.'s kernel: the guided map shrinks to the hint's
+        if min(k)<1: raise ValueError(f"The hint layer's features have shape {tuple(t)} and the guided layer's {tuple(s)}: the regressor, a convolution "
+                                      "without padding, maps a guided feature map at least as large as the hint's onto it. Pick a guided layer of the "
+                                      "hint's resolution or a higher one.")
+        return nn.Sequential(nn.Conv2d(s[0], t[0], k, bias=False), nn.BatchNorm2d(t[0]))
 
     def stage(self) -> int:
         "1 in the first `stage1` of the whole fit's epochs, else 2."
