@@ -146,9 +146,9 @@ def _fit(learn, epochs, lr, monitor, quiet, name, log=None, tensorboard=None):
     ckpt = EpochCheckpoint(last, fit, state)
     cbs = [step_schedule(lr, start=done/epochs), best, ckpt] + ([EpochLog(log, done)] if log else []) + ([step_tensorboard(learn.path/tensorboard, done)] if tensorboard else [])
     with ExitStack() as ctx:
-        if quiet:
-            for c in (learn.no_bar(), learn.no_logging(), redirect_stdout(io.StringIO())): ctx.enter_context(c)
         ctx.enter_context(launched_ddp(learn)) # several processes when a launcher started them
+        if quiet: # inside distrib_ctx, whose exit gives the other processes their progress bar back: `no_bar` around it would add a second
+            for c in (learn.no_bar(), learn.no_logging(), redirect_stdout(io.StringIO())): ctx.enter_context(c)
         learn.fit(epochs-done, lr, cbs=cbs, reset_opt=state is None)
     distrib_barrier() # every process has loaded the best epoch before its file goes
     if not rank_distrib():
