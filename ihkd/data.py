@@ -238,6 +238,9 @@ def tensor_dls(
     "`DataLoaders` over images held in memory: train and valid split from `train`, and `test` as `dls.test`."
     x,y = train
     tr,va = split_idxs(y, valid_pct, seed, n_train)
+    if len(tr)<bs or (valid_pct>0 and len(va)==0):
+        raise ValueError(f"{len(tr)} training and {len(va)} validation images{f' (n_train={n_train})' if n_train else ''}: training takes whole "
+                         f"batches of {bs}, and validation at least one image. Use more images, or a smaller batch size.")
     vocab = CategoryMap(vocab, sort=False)
     if replay is not None and not augment: raise ValueError("replay seeds the augmentation, and augment=False turns it off: drop one of them.")
     tfms = [IntToFloatTensor(), *([PadCropFlip(pad, flip)] if augment and replay is None else []),
@@ -348,7 +351,11 @@ def cifar(
 ) -> DataLoaders:
     "CIFAR-10 or CIFAR-100 with the paper's augmentation (pad 4, random 32 crop, flip) and per-channel normalisation."
     if n_classes not in CIFAR_STATS: raise ValueError(f"CIFAR comes with 10 or 100 classes, not {n_classes}.")
-    if path is None: path = untar_data(URLs.CIFAR if n_classes==10 else URLs.CIFAR_100)
+    if path is None:
+        try: path = untar_data(URLs.CIFAR if n_classes==10 else URLs.CIFAR_100)
+        except OSError as e: # no network (URLError), or a download cut short
+            raise ConnectionError(f"CIFAR-{n_classes} could not be downloaded ({e}). Download it where there is a network and give the folder "
+                                  "that holds its train/ and test/ as `path` (`--data_path` of `ihkd run`).") from None
     dls = image_folder(path, stats=CIFAR_STATS[n_classes], **kwargs)
     if dls.c!=n_classes: raise ValueError(f"{path} holds {dls.c} classes, not the {n_classes} of CIFAR-{n_classes}: is it the right folder?")
     return dls

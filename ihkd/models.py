@@ -19,7 +19,7 @@ __all__ = ['conv3x3', 'init_weights', 'BasicBlock', 'ResNet', 'cifar_resnet', 'r
            'WideResNet', 'wrn_16_1', 'wrn_16_2', 'wrn_28_2', 'wrn_40_1', 'wrn_40_2', 'VGG', 'vgg8', 'vgg11', 'vgg13',
            'InvertedResidual', 'MobileNetV2', 'mobilenetv2_x0_5', 'channel_shuffle', 'ShuffleUnit', 'ShuffleDownUnit',
            'ShuffleNetV2', 'shufflenetv2_x1_0', 'ShuffleV1Unit', 'ShuffleNetV1', 'shufflenetv1', 'model_names',
-           'get_model', 'register_model', 'count_macs']
+           'check_model', 'get_model', 'register_model', 'count_macs']
 
 # %% ../nbs/04_models.ipynb #aed628c0
 def conv3x3(ni:int, nf:int, stride:int=1, bias:bool=False) -> nn.Conv2d:
@@ -337,13 +337,17 @@ def model_names() -> list:
     "The names `get_model` knows, in the order of this page."
     return list(_models)
 
-def get_model(name:str, n_out:int=100, in_channels:int=3) -> nn.Module:
-    "Build the model called `name` (see `model_names`) for `n_out` classes and `in_channels` input channels."
+def check_model(name:str) -> str:
+    "`name` if the zoo has a model called so; else an error with the closest names it has."
     if name not in _models:
         close = difflib.get_close_matches(name.lower(), _models, n=5, cutoff=0.5)
         raise ValueError(f"Unknown model {name!r}. Closest valid names: {', '.join(close) or 'none'}. "
                          "`ihkd.models.model_names()` lists them all.")
-    return _models[name](n_out=n_out, in_channels=in_channels)
+    return name
+
+def get_model(name:str, n_out:int=100, in_channels:int=3) -> nn.Module:
+    "Build the model called `name` (see `model_names`) for `n_out` classes and `in_channels` input channels."
+    return _models[check_model(name)](n_out=n_out, in_channels=in_channels)
 
 # %% ../nbs/04_models.ipynb #5b25576d
 def register_model(name:str, f) -> None:

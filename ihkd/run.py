@@ -15,6 +15,7 @@ from fastai.torch_core import default_device, distrib_barrier, num_distrib, rank
 
 from .core import CheckpointError, atomic_save, check_amp, config_diff, defaults, file_sha256, locked, versions, write_text
 from .heads import HEAD_KINDS, HeadedModel, save_heads, load_heads
+from .models import check_model
 from .losses import CohortLoss
 from .data import get_data
 from .recipe import make_model, measure_model, train_teacher, train_heads, save_checkpoint, load_checkpoint
@@ -98,6 +99,11 @@ class Run:
         if bad := [m for m in c['methods'] if m not in METHODS]: raise ValueError(f"Unknown methods {bad}: use some of {', '.join(METHODS)}.")
         if c['head'] not in HEAD_KINDS: raise ValueError(f"Unknown head kind {c['head']!r}: use one of {', '.join(HEAD_KINDS)}.")
         if c['mode'] not in CohortLoss.modes: raise ValueError(f"Unknown mode {c['mode']!r}: use one of {', '.join(CohortLoss.modes)}.")
+        for k in ('teacher', 'student', 'assistant'): check_model(c[k])
+        if small := {k: c[k] for k in ('head_epochs', 'student_epochs', 'teacher_epochs', 'bs', 'n_train') if c[k] is not None and c[k]<1}:
+            raise ValueError(f"{', '.join(f'{k}={v}' for k,v in small.items())}: epochs, the batch size and n_train count from 1.")
+        if small := {k: c[k] for k in ('lr', 'head_lr', 'teacher_lr', 'T') if c[k] is not None and c[k]<=0}:
+            raise ValueError(f"{', '.join(f'{k}={v}' for k,v in small.items())}: learning rates and the temperature must be above 0.")
         check_amp(c['amp'])
         if self.shipped: self._check_shipped()
 
