@@ -20,8 +20,8 @@ from .heads import HeadedModel
 from .losses import CohortLoss
 
 # %% auto #0
-__all__ = ['heads_params', 'heads_loss', 'member_accuracy', 'cohort_metrics', 'TrainHeads', 'heads_learner', 'CohortDistill',
-           'ModelCohort']
+__all__ = ['heads_params', 'heads_loss', 'member_accuracy', 'cohort_metrics', 'TrainHeads', 'heads_learner', 'check_drop',
+           'CohortDistill', 'ModelCohort']
 
 # %% ../nbs/03_callbacks.ipynb #90c2fcb5
 def heads_params(hm:HeadedModel) -> list:
@@ -80,6 +80,11 @@ def heads_learner(dls, hm:HeadedModel, **kwargs) -> Learner:
     return Learner(dls, hm, cbs=[TrainHeads(), *L(kwargs.pop('cbs', None))], **kwargs)
 
 # %% ../nbs/03_callbacks.ipynb #7a402be2
+def check_drop(drop:float) -> float:
+    "`drop`, if it is a chance with which a member can sit out a batch (in [0, 1)); else an error that says so."
+    if not 0<=drop<1: raise ValueError(f"drop is the chance of leaving a member out of a batch: give a value in [0, 1), not {drop}.")
+    return drop
+
 class CohortDistill(Callback):
     "Distil a cohort into the learner's model: the heads and classifier of a `HeadedModel` (DIH), whole models (TAKD, DGKD), or one teacher (KD)."
     def __init__(self,
@@ -95,7 +100,7 @@ class CohortDistill(Callback):
         beta:float=8., # for 'dkd': the weight of NCKD
         warmup:float=0., # the KD terms grow linearly over this fraction of the whole fit's epochs (DKD: 20 of 240), then stay at full weight
     ):
-        if not 0<=drop<1: raise ValueError(f"drop is the chance of leaving a member out of a batch: give a value in [0, 1), not {drop}.")
+        check_drop(drop)
         self.cohort = cohort
         names = cohort_names(cohort)
         self.members = list(members or names)

@@ -80,7 +80,7 @@ def main(argv:list|None=None) -> None:
         elif cmd=='student':
             for m in run.config['methods']: run.student(m)
         else: run.run()
-    except (ValueError, FileNotFoundError, PermissionError) as e: sys.exit(f"ihkd: {e}") # what the user can fix, said without a traceback
+    except (ValueError, FileNotFoundError, PermissionError, ConnectionError) as e: sys.exit(f"ihkd: {e}") # what the user can fix, said without a traceback
     finally:
         if torch.distributed.is_available() and torch.distributed.is_initialized(): # opened by a launched run: a gloo process that
             torch.distributed.destroy_process_group()                                # exits with its group open can abort (see ihkd.distributed)

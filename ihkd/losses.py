@@ -55,6 +55,9 @@ class CohortLoss:
     ):
         if mode not in self.modes: raise ValueError(f"Unknown mode {mode!r}: use one of {', '.join(self.modes)}.")
         if kd not in self.kinds: raise ValueError(f"Unknown KD term {kd!r}: use one of {', '.join(self.kinds)}.")
+        if mode!='added' and not all(0<=a<=1 for a in (alpha if isinstance(alpha, (list,tuple)) else [alpha])):
+            raise ValueError(f"alpha={alpha}: mode {mode!r} weighs CE by 1 - alpha, so alpha lies in [0, 1]; "
+                             "for a KD weight above 1, use mode 'added' (CE + alpha·KD).")
         store_attr()
 
     def _per_member(self, v, n, what):

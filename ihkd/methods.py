@@ -9,7 +9,7 @@ from fastcore.basics import store_attr
 
 from .core import defaults, models_list
 from .heads import HeadedModel
-from .callbacks import CohortDistill, ModelCohort
+from .callbacks import CohortDistill, ModelCohort, check_drop
 from .feature_kd import FitNets, AttentionTransfer, MultiHeadKD
 from .crd import CRD
 from .cache import SoftLabelCache, cached
@@ -191,7 +191,7 @@ def dgkd(
     mode:str=defaults.mode, path='.', quiet:bool=False, amp:str|None=None, # mixed precision of every step, see `distill`
 ) -> tuple:
     "DGKD: each assistant taught by the teacher and the larger assistants, then the student by all of them, with random dropping."
-    if not 0<=drop<1: raise ValueError(f"drop is the chance of leaving a member out of a batch: give a value in [0, 1), not {drop}.")
+    check_drop(drop) # before any assistant trains
     kw = dict(epochs=epochs, lr=lr, alpha=alpha, T=T, mode=mode, path=path, quiet=quiet, drop=drop, amp=amp)
     recs, trained = [], []
     for a in _assistant_models(assistants, dls):

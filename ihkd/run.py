@@ -17,6 +17,7 @@ from .core import CheckpointError, atomic_save, check_amp, config_diff, defaults
 from .heads import HEAD_KINDS, HeadedModel, save_heads, load_heads
 from .models import check_model
 from .losses import CohortLoss
+from .callbacks import check_drop
 from .data import get_data
 from .recipe import make_model, measure_model, train_teacher, train_heads, save_checkpoint, load_checkpoint
 from .pretrained import pretrained_teacher, ships_teacher, teacher_card
@@ -98,7 +99,8 @@ class Run:
         c = self.config
         if bad := [m for m in c['methods'] if m not in METHODS]: raise ValueError(f"Unknown methods {bad}: use some of {', '.join(METHODS)}.")
         if c['head'] not in HEAD_KINDS: raise ValueError(f"Unknown head kind {c['head']!r}: use one of {', '.join(HEAD_KINDS)}.")
-        if c['mode'] not in CohortLoss.modes: raise ValueError(f"Unknown mode {c['mode']!r}: use one of {', '.join(CohortLoss.modes)}.")
+        CohortLoss(c['alpha'], c['T'], c['mode']) # refuses an unknown mode, and an alpha that would weigh CE below 0
+        check_drop(c['drop'])
         for k in ('teacher', 'student', 'assistant'): check_model(c[k])
         if small := {k: c[k] for k in ('head_epochs', 'student_epochs', 'teacher_epochs', 'bs', 'n_train') if c[k] is not None and c[k]<1}:
             raise ValueError(f"{', '.join(f'{k}={v}' for k,v in small.items())}: epochs, the batch size and n_train count from 1.")
