@@ -207,12 +207,15 @@ def _step(self:Run, step, train, load, save=save_checkpoint):
     return self._fetch(step, train, load, save).to(default_device())
 
 @patch
+def _shared(self:Run, step): return self.work/f'{step}-{self.key(step)}' # a piece in `work`: `.pth` (or a folder), `.json` written last, `.lock`
+
+@patch
 def _fetch(self:Run, step, train, load, save):
     "The model of `step`: loaded if done; else taken from the work folder if a run made it there; else trained by `train(dls)`."
     f = self.out/f'{step}.pth'
     if self._done(step, f.name): return load(f)
     if self.work is None or step not in SHARED_STEPS: return self._train(step, f, train, save)
-    shared = self.work/f'{step}-{self.key(step)}'
+    shared = self._shared(step)
     pth,rec = shared.with_name(shared.name+'.pth'),shared.with_name(shared.name+'.json')
     with locked(shared.with_name(f'.{shared.name}.lock')): # another process training this piece holds the lock until it is saved
         if not (rec.exists() and pth.exists()):
@@ -288,7 +291,7 @@ def _is_assistant(self:Run, method) -> bool:
     "Whether the student of `method` would train exactly as the assistant did, which this run or `work` already holds: KD, without temperatures, of the assistant's model."
     c = self.config
     if method!='kd' or c['student']!=c['assistant'] or c['calibrate']: return False
-    return 'assistant' in self.record['steps'] or (self.work is not None and (self.work/f"assistant-{self.key('assistant')}.json").exists())
+    return 'assistant' in self.record['steps'] or (self.work is not None and self._shared('assistant').with_suffix('.json').exists())
 
 @patch
 def _take_assistant(self:Run, step, load):
@@ -323,7 +326,7 @@ def soft_labels(self:Run, of:str) -> SoftLabelCache:
     return cache
 
 @patch
-def _cache_folder(self:Run, of): return self.work/f'cache_{of}-{self.key(f"cache_{of}")}' if self.work is not None else self.out/f'cache-{of}'
+def _cache_folder(self:Run, of): return self._shared(f'cache_{of}') if self.work is not None else self.out/f'cache-{of}'
 
 @patch
 def _caches(self:Run, m) -> list|None:
