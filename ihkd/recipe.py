@@ -135,6 +135,7 @@ def _resume(learn, fname, fit):
 
 def _fit(learn, epochs, lr, monitor, quiet, name, log=None, tensorboard=None):
     "Fit `epochs` with the step schedule and load the best epoch; resume after the last finished epoch if a fit of this step stopped."
+    if epochs<1: raise ValueError(f"epochs={epochs}: a step trains for at least 1 epoch; give epochs=1 or more.")
     tmp = learn.path/learn.model_dir
     last = tmp/f'{name}-last.pth'
     fit = {'model': type(learn.model).__name__, 'params': n_params(learn.model), 'epochs': epochs, 'lr': lr, 'monitor': monitor,
