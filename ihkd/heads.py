@@ -222,6 +222,10 @@ def save_heads(hm:HeadedModel, path) -> Path:
 def load_heads(hm:HeadedModel, path) -> HeadedModel:
     "Load heads saved by `save_heads` into `hm`, matching them by layer name."
     ck = load_file(path)
+    if not isinstance(ck, dict) or not {'n_out', 'shapes', 'heads'} <= set(ck):
+        holds = f"the keys {', '.join(map(str, list(ck)[:4]))}{', ...' if len(ck)>4 else ''}" if isinstance(ck, dict) else f"a {type(ck).__name__}"
+        raise ValueError(f"{path} is not a heads checkpoint: it holds {holds}, not the 'n_out', 'shapes' and 'heads' that `save_heads` writes. "
+                         "Give the file of the heads (a run's heads.pth); a model's weights load with `load_checkpoint`.")
     missing,extra = set(hm.layers)-set(ck['heads']), set(ck['heads'])-set(hm.layers)
     if missing or extra: raise ValueError(f"{path} holds heads for {sorted(ck['heads'])} but the model has heads on {hm.layers}; "
                                           "build the HeadedModel with the same layers.")
