@@ -69,9 +69,17 @@ def _trunk(model, seen, prefix=''):
     return res
 
 # %% ../nbs/01_heads.ipynb #aa4ab94f
+def _trace_input(model, x, input_shape):
+    "`trace` of `x`, else of a dummy batch of `input_shape`; a batch the model cannot take says what to pass instead."
+    if x is None: x = dummy_batch(model, input_shape)
+    try: return trace(model, x)
+    except RuntimeError as e:
+        raise ValueError(f"{type(model).__name__} cannot run on a batch of shape {tuple(x.shape)}: {e}\nIf its inputs have another shape, "
+                         "pass `input_shape` (the shape of one input, such as (1,28,28) for grayscale 28x28 images) or a batch of real inputs as `x`.") from e
+
 def stage_layers(model:nn.Module, x:Tensor|None=None, input_shape=(3,32,32)) -> list:
     "Names of the last layer of each stage of `model`, found by tracing `x` (default: a dummy batch of `input_shape`)."
-    seen = trace(model, dummy_batch(model, input_shape) if x is None else x)[1]
+    seen = _trace_input(model, x, input_shape)[1]
     maps = [(n,m) for n,m in _trunk(model, seen) if _is_map(seen[n][1])]
     ends,stage = [],[]
     for i,(n,m) in enumerate(maps):
@@ -162,7 +170,7 @@ class HeadedModel(nn.Module):
     ):
         super().__init__()
         self.model = model
-        out,seen = trace(model, dummy_batch(model, input_shape) if x is None else x)
+        out,seen = _trace_input(model, x, input_shape)
         self.n_out = self._check_output(out)
         layers = listify(layers) or listify(getattr(model, 'head_layers', None)) or stage_layers(model, x, input_shape)
         order = list(seen)
