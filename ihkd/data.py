@@ -80,6 +80,7 @@ def stratified_order(labels, seed:int=42) -> Tensor:
 
 def split_idxs(labels, valid_pct:float=0.1, seed:int=42, n:int|None=None) -> tuple[Tensor,Tensor]:
     "Sorted train and valid indices: a stratified `valid_pct` of `labels` (or of a stratified subset of `n` of them) is valid."
+    if not 0<=valid_pct<1: raise ValueError(f"valid_pct={valid_pct}: the share of training images held out for validation is at least 0 and below 1 (0.1 holds out 10%).")
     idx = stratified_order(labels, seed)[:n]
     n_valid = round(valid_pct*len(idx))
     return idx[n_valid:].sort().values, idx[:n_valid].sort().values
