@@ -216,7 +216,7 @@ class ReplayCrops:
 # %% ../nbs/05_data.ipynb #8293ca7c
 def image_stats(x:Tensor, n:int=10_000) -> tuple[list,list]:
     "Per-channel mean and std, in [0, 1] units, of `uint8` images `x` (N,C,H,W), from an evenly strided sample of at most `n`."
-    x = x[::max(1, len(x)//n)].float().div_(255)
+    x = x[::max(1, -(-len(x)//n))].float().div_(255) # every k-th image, k rounded up: at most `n` of them
     return x.mean((0,2,3)).tolist(), x.std((0,2,3)).tolist()
 
 # %% ../nbs/05_data.ipynb #b4516fe5
