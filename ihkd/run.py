@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from torch import nn
-from fastcore.basics import ifnone, patch
+from fastcore.basics import ifnone, listify, patch
 from fastai.torch_core import default_device, distrib_barrier, num_distrib, rank_distrib, set_seed
 
 from .core import CheckpointError, atomic_save, check_amp, config_diff, defaults, file_sha256, locked, versions, write_text
@@ -79,7 +79,7 @@ class Run:
     ):
         args = dict(locals()) # every argument of this signature, in its order
         config = {k: v for k,v in args.items() if k not in ('self', *_WHERE)}
-        config.update(data=str(data), methods=list(methods), split_seed=ifnone(split_seed, seed))
+        config.update(data=str(data), methods=listify(methods), split_seed=ifnone(split_seed, seed))
         self.config = config
         self.shipped = not train_teacher and ships_teacher(config['data'], teacher)
         self._check()
