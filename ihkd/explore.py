@@ -26,6 +26,9 @@ def open_run(folder) -> Run:
     if not f.exists(): raise ValueError(f"{folder} is not an ihkd run: it holds no record.json. Give the --out folder of a finished `ihkd run`.")
     try: rec = json.loads(f.read_text())
     except json.JSONDecodeError as e: raise ValueError(f"{f} is damaged ({e}): make the run again with `ihkd run --out {folder} --force`.") from None
+    if lacks := [k for k in ('config', 'steps') if not isinstance(rec, dict) or k not in rec]:
+        raise ValueError(f"{f} is not the record of an ihkd run: it has no {' and no '.join(lacks)}. Give the --out folder of a finished `ihkd run`, "
+                         f"or make the run again with `ihkd run --out {folder} --force`.")
     steps = rec['steps']
     missing = [what for what,ok in (('heads', 'heads' in steps), ('student', any(s.startswith('student_') for s in steps))) if not ok]
     if missing: raise ValueError(f"The run in {folder} has no {' and no '.join(missing)} yet: {_finish_hint(folder)} (DIH's students train heads).")
