@@ -4,14 +4,14 @@
 
 # %% ../nbs/09_cli.ipynb #9c291fc9
 from __future__ import annotations
-import argparse, sys, warnings
+import argparse, re, sys, warnings
 import torch
 from fastcore.docments import docments
 from fastai.torch_core import rank_distrib
 
 with warnings.catch_warnings(): # fastai.layers compiles a function with torch.jit.script, which torch 2.10+ deprecates with a warning
     warnings.filterwarnings('ignore', message=r'`torch\.jit\.script` is deprecated', category=FutureWarning)
-    from ihkd.core import AMP_MODES
+    from ihkd.core import AMP_MODES, MemoryRefused, defaults
     from ihkd.heads import HEAD_KINDS
     from ihkd.losses import CohortLoss
     from ihkd.methods import METHODS
@@ -25,7 +25,8 @@ _CHOICES = {'methods': lambda: list(METHODS), 'head': lambda: list(HEAD_KINDS), 
 
 def _add_flag(p, name, d):
     "Add `Run`'s argument `name` (its `docments` entry `d`) to parser `p` as `--name`."
-    anno,default,doc = str(d['anno']),d['default'],d['docment'] or ''
+    anno,default = str(d['anno']),d['default']
+    doc = re.sub(r'defaults\.(\w+)', lambda m: str(getattr(defaults, m[1])), d['docment'] or '') # the value, where Python readers see the name
     if anno=='bool': return p.add_argument(f'--{name}', action=argparse.BooleanOptionalAction, default=default, help=doc) # --x and --no-x
     kw = dict(default=list(default) if anno=='list' else default,
               type=int if anno.startswith('int') else float if anno.startswith('float') else str,
@@ -66,6 +67,9 @@ def _check_launcher_flags(argv):
     sys.exit(f"ihkd: {', '.join(a.split('=')[0] for a in given)} belong to the launcher, not to ihkd. Start the processes with torchrun: "
              f"torchrun --nproc_per_node {n} $(which ihkd) {' '.join(rest)}")
 
+def _message(e:Exception) -> str: # fastai prefixes a callback's error with the callback and event; ours already say what failed
+    return re.sub(r"^Exception occured in `\w+` when calling event `\w+`:\n\t", '', str(e))
+
 def main(argv:list|None=None) -> None:
     "The `ihkd` command: `ihkd run`, one step with `ihkd teacher`, `ihkd heads` or `ihkd student`, or `ihkd explore RUN`; under torchrun, on several processes."
     argv = sys.argv[1:] if argv is None else argv
@@ -80,7 +84,7 @@ def main(argv:list|None=None) -> None:
         elif cmd=='student':
             for m in run.config['methods']: run.student(m)
         else: run.run()
-    except (ValueError, FileNotFoundError, PermissionError, ConnectionError) as e: sys.exit(f"ihkd: {e}") # what the user can fix, said without a traceback
+    except (ValueError, FileNotFoundError, PermissionError, ConnectionError, MemoryRefused) as e: sys.exit(f"ihkd: {_message(e)}") # what the user can fix, said without a traceback
     finally:
         if torch.distributed.is_available() and torch.distributed.is_initialized(): # opened by a launched run: a gloo process that
             torch.distributed.destroy_process_group()                                # exits with its group open can abort (see ihkd.distributed)

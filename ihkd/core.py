@@ -16,9 +16,9 @@ import ihkd
 
 # %% auto #0
 __all__ = ['defaults', 'AMP_MODES', 'evaluating', 'dummy_batch', 'model_device', 'n_params', 'available_bytes', 'size_text',
-           'models_list', 'check_amp', 'autocasting', 'versions', 'cohort_names', 'cohort_logits', 'cohort_predictions',
-           'atomic_save', 'write_text', 'locked', 'CheckpointError', 'load_file', 'file_sha256', 'state_sha256',
-           'config_diff']
+           'MemoryRefused', 'check_memory', 'models_list', 'check_amp', 'autocasting', 'versions', 'cohort_names',
+           'cohort_logits', 'cohort_predictions', 'atomic_save', 'write_text', 'locked', 'CheckpointError', 'load_file',
+           'file_sha256', 'state_sha256', 'config_diff']
 
 # %% ../nbs/00_core.ipynb #28b215ba
 defaults = SimpleNamespace(
@@ -27,7 +27,7 @@ defaults = SimpleNamespace(
     seed=42,           # random seed of the data split and of training
     T=5.,              # distillation temperature
     alpha=0.1,         # weight of each KD term
-    mode='paper',      # cohort loss: 'paper' (one CE per member, as the reference code) or 'normalised'
+    mode='paper',      # cohort loss: 'paper' (one CE per member, as the reference code), 'normalised' or 'added'
     drop=0.5,          # DGKD: chance that a member of the cohort sits out a training batch
     head='paper',      # head kind mounted on the teacher: 'paper', 'pooled' or 'conv'
     head_lr=0.001,     # learning rate of the heads: paper heads at 0.1 reach logits in the thousands (see the head study)
@@ -76,6 +76,14 @@ def available_bytes(device) -> int:
 def size_text(b:int) -> str:
     "`b` bytes as people read them, in binary units: '1.50 GiB', '24.7 MiB', '472.0 KiB'."
     return f"{b/2**30:.2f} GiB" if b>=2**30 else f"{b/2**20:.1f} MiB" if b>=2**20 else f"{b/2**10:.1f} KiB"
+
+# %% ../nbs/00_core.ipynb #801193b8
+class MemoryRefused(MemoryError):
+    "A job refused before it allocated: it would need more memory than it may use. The message says what to lower."
+
+def check_memory(need:int, limit:float, device, what:str, fix:str) -> None:
+    "Refuse, with `MemoryRefused`, a job where `what` needs `need` bytes, more than the `limit` it may use on `device`; `fix` says what to lower."
+    if need > limit: raise MemoryRefused(f"{what} needs {size_text(need)}, more than the {size_text(limit)} it may use on {device}: {fix}.")
 
 # %% ../nbs/00_core.ipynb #397bc862
 def models_list(models) -> list:

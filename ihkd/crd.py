@@ -9,7 +9,7 @@ import torch, torch.nn.functional as F
 from torch import nn, Tensor
 from fastcore.basics import store_attr
 
-from .core import available_bytes, defaults, model_device, size_text
+from .core import available_bytes, check_memory, defaults, model_device, size_text
 from .heads import trace
 from .feature_kd import FeatureDistill
 
@@ -83,8 +83,8 @@ class CRD(FeatureDistill):
         need,free = crd_bytes(n, self.learn.dls.train.bs, self.feat_dim, self.nce_k),available_bytes(dev)
         limit = free if self.max_bytes is None else min(free, self.max_bytes)
         if not self.quiet: print(f"CRD memory: {size_text(need)} for {n:,} images ({size_text(4*2*n*self.feat_dim)} of banks); {size_text(free)} free on {dev}")
-        if need>limit: raise MemoryError(f"CRD needs {size_text(need)} for its memory banks and negatives ({n:,} images, nce_k={self.nce_k}, batches of "
-                                         f"{self.learn.dls.train.bs}), more than the {size_text(limit)} it may use on {dev}: lower nce_k or the batch size.")
+        check_memory(need, limit, dev, f"CRD's memory banks and negatives ({n:,} images, nce_k={self.nce_k}, batches of {self.learn.dls.train.bs})",
+                     "lower nce_k or the batch size")
         y = ds.y.to(dev)
         self.by_class = y.argsort(stable=True) # the training images, class by class
         self.counts = torch.bincount(y, minlength=int(y.max())+1)

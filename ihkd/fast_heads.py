@@ -16,7 +16,7 @@ from fastai.callback.schedule import LRFinder
 from fastai.data.core import DataLoaders
 from fastai.vision.augment import RandTransform
 
-from .core import available_bytes, evaluating, size_text
+from .core import available_bytes, check_memory, evaluating, size_text
 from .heads import HeadedModel
 from .callbacks import heads_loss, member_accuracy
 from .data import TensorDL
@@ -58,9 +58,8 @@ def cache_features(hm:HeadedModel, dl, dtype=torch.float16, device=None, max_byt
     need,free = feature_bytes(hm, len(dl.dataset), dtype),available_bytes(device)
     limit = free*0.8 if max_bytes is None else max_bytes
     if not quiet: print(f"Caching {len(dl.dataset)} inputs at {hm.layers}: {size_text(need)} in {dtype} on {device} ({size_text(free)} available)")
-    if need > limit: raise MemoryError(
-        f"Caching needs {size_text(need)} but only {size_text(limit)} may be used on {device}: cache fewer inputs, fewer or smaller "
-        "head layers, or train the heads uncached (`heads_learner`).")
+    check_memory(need, limit, device, f"Caching {len(dl.dataset)} inputs at {hm.layers}",
+                 "cache fewer inputs, fewer or smaller head layers, or train the heads uncached (`heads_learner`)")
     feats,ys = [[] for _ in hm.layers],[]
     dl = dl.new(shuffle=False, drop_last=False)
     with evaluating(hm):
