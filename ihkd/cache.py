@@ -221,10 +221,8 @@ class CachedDistill(CohortDistill):
 
     @classmethod
     def from_live(cls, cb:CohortDistill, caches) -> CachedDistill:
-        "The `CachedDistill` that teaches as `cb` does, from `caches`."
-        tau = cb.loss.tau
-        return cls(cb.cohort, caches, cb.members, alpha=cb.loss.alpha, T=cb.loss.T, mode=cb.loss.mode, valid_kd=cb.valid_kd,
-                   drop=cb.drop, tau=dict(zip(cb.members, tau)) if isinstance(tau, (list, tuple)) else None)
+        "The `CachedDistill` that teaches as `cb` does, from `caches`: the same members, loss, member dropping and warm-up."
+        return cls(cb.cohort, caches, cb.members, **cb.settings())
 
     def __getstate__(self): return {**super().__getstate__(), 'caches': None} # `learn.export` keeps the student, not gigabytes of targets
 

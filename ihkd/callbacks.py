@@ -89,10 +89,10 @@ class CohortDistill(Callback):
     "Distil a cohort into the learner's model: the heads and classifier of a `HeadedModel` (DIH), whole models (TAKD, DGKD), or one teacher (KD)."
     def __init__(self,
         cohort:nn.Module, # what teaches: a trained classifier (a cohort of one), or a module with `names` that returns one logits tensor per name
-        members:list|None=None, # names of the members that teach (default: all of them)
+        members:str|list|None=None, # names of the members that teach, or one name (default: all of them)
         alpha:float|list=defaults.alpha, # weight of each KD term
         T:float|list=defaults.T, # temperature of each KD term
-        mode:str=defaults.mode, # 'paper' or 'normalised', see `CohortLoss`
+        mode:str=defaults.mode, # 'paper', 'normalised' or 'added', see `CohortLoss`
         valid_kd:bool=False, # add the KD terms to the validation loss too
         drop:float=0., # chance that a member sits out a training batch (DGKD uses `defaults.drop`); at least one member always teaches
         tau:dict|None=None, # calibration temperature of members by name (from `cohort_temperatures`): their logits are divided by it
@@ -103,7 +103,7 @@ class CohortDistill(Callback):
         check_drop(drop)
         self.cohort = cohort
         names = cohort_names(cohort)
-        self.members = list(members or names)
+        self.members = [members] if isinstance(members, str) else list(members or names)
         unknown = [m for m in self.members if m not in names]
         if unknown: raise ValueError(f"Unknown cohort members {unknown}; this cohort's members are {names}.")
         if not getattr(cohort, 'heads_trained', True) and self.members!=['output']:
@@ -120,6 +120,12 @@ class CohortDistill(Callback):
         self.history,self.means,self.kept = {n: [] for n in self.columns},{},[] # over every fit, and kept by `validate`
 
     def __getstate__(self): return {**self.__dict__, 'cohort': None, 'tpreds': None, 'mets': None} # never pickled with the student
+
+    def settings(self) -> dict:
+        "The keyword arguments that build a `CohortDistill` teaching as this one does, beside its `cohort` and `members`."
+        l = self.loss
+        tau = dict(zip(self.members, l.tau)) if isinstance(l.tau, (list,tuple)) else None
+        return dict(alpha=l.alpha, T=l.T, mode=l.mode, valid_kd=self.valid_kd, drop=self.drop, tau=tau, kd=l.kd, beta=l.beta, warmup=self.warmup)
 
     def before_fit(self):
         self.prepare()
