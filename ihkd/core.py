@@ -15,10 +15,10 @@ import fastai
 import ihkd
 
 # %% auto #0
-__all__ = ['defaults', 'AMP_MODES', 'evaluating', 'dummy_batch', 'model_device', 'n_params', 'available_bytes', 'size_text',
-           'MemoryRefused', 'check_memory', 'models_list', 'check_amp', 'autocasting', 'versions', 'cohort_names',
-           'cohort_logits', 'cohort_predictions', 'atomic_save', 'write_text', 'locked', 'CheckpointError', 'load_file',
-           'file_sha256', 'state_sha256', 'config_diff']
+__all__ = ['defaults', 'AMP_MODES', 'evaluating', 'dummy_batch', 'input_hint', 'model_device', 'n_params', 'available_bytes',
+           'size_text', 'MemoryRefused', 'check_memory', 'models_list', 'check_amp', 'autocasting', 'versions',
+           'cohort_names', 'cohort_logits', 'cohort_predictions', 'atomic_save', 'write_text', 'locked',
+           'CheckpointError', 'load_file', 'file_sha256', 'state_sha256', 'config_diff']
 
 # %% ../nbs/00_core.ipynb #28b215ba
 defaults = SimpleNamespace(
@@ -52,6 +52,15 @@ def dummy_batch(model:nn.Module, input_shape=(3,32,32), bs:int=2) -> Tensor:
     p = next(model.parameters(), None)
     dev,dt = (p.device,p.dtype) if p is not None and p.is_floating_point() else ('cpu',torch.float32)
     return torch.randn(bs, *input_shape, device=dev, dtype=dt)
+
+# %% ../nbs/00_core.ipynb #f8746ffc
+@contextmanager
+def input_hint(x:Tensor):
+    "Re-raise a model's `RuntimeError` on the batch `x` as a `ValueError` that says to pass the shape of its real inputs."
+    try: yield
+    except RuntimeError as e:
+        raise ValueError(f"The model cannot run on a batch of shape {tuple(x.shape)}: {e}\nIf its inputs have another shape, pass `input_shape` "
+                         "(the shape of one input, such as (1,28,28) for grayscale 28x28 images) or a batch of real inputs as `x`.") from e
 
 # %% ../nbs/00_core.ipynb #5234fc3e
 def model_device(model:nn.Module) -> torch.device:

@@ -14,7 +14,7 @@ from torch import nn, Tensor
 from fastcore.basics import listify
 from fastai.layers import ConvLayer
 
-from .core import atomic_save, dummy_batch, evaluating, load_file, model_device
+from .core import atomic_save, dummy_batch, evaluating, input_hint, load_file, model_device
 
 # %% auto #0
 __all__ = ['HEAD_KINDS', 'LayerNotFound', 'find_module', 'trace', 'stage_layers', 'paper_head', 'pooled_head', 'conv_head',
@@ -72,10 +72,7 @@ def _trunk(model, seen, prefix=''):
 def _trace_input(model, x, input_shape):
     "`trace` of `x`, else of a dummy batch of `input_shape`; a batch the model cannot take says what to pass instead."
     if x is None: x = dummy_batch(model, input_shape)
-    try: return trace(model, x)
-    except RuntimeError as e:
-        raise ValueError(f"{type(model).__name__} cannot run on a batch of shape {tuple(x.shape)}: {e}\nIf its inputs have another shape, "
-                         "pass `input_shape` (the shape of one input, such as (1,28,28) for grayscale 28x28 images) or a batch of real inputs as `x`.") from e
+    with input_hint(x): return trace(model, x)
 
 def stage_layers(model:nn.Module, x:Tensor|None=None, input_shape=(3,32,32)) -> list:
     "Names of the last layer of each stage of `model`, found by tracing `x` (default: a dummy batch of `input_shape`)."

@@ -11,7 +11,7 @@ import torch
 from torch import nn, Tensor
 from fastai.callback.hook import Hooks
 from fastai.layers import ConvLayer
-from .core import dummy_batch, evaluating
+from .core import dummy_batch, evaluating, input_hint
 
 # %% auto #0
 __all__ = ['conv3x3', 'init_weights', 'BasicBlock', 'ResNet', 'cifar_resnet', 'resnet8', 'resnet14', 'resnet20', 'resnet32',
@@ -360,6 +360,6 @@ def count_macs(model:nn.Module, input_shape=(3,32,32)) -> int:
     "Multiply-adds of `model`'s `Conv2d` and `Linear` layers for one input of `input_shape` (eval mode, no gradients)."
     macs = []
     layers = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
-    with Hooks(layers, lambda m,i,o: macs.append(o.numel() * m.weight[0].numel())), evaluating(model):
-        model(dummy_batch(model, input_shape, bs=1))
+    x = dummy_batch(model, input_shape, bs=1)
+    with Hooks(layers, lambda m,i,o: macs.append(o.numel() * m.weight[0].numel())), evaluating(model), input_hint(x): model(x)
     return sum(macs)
