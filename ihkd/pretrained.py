@@ -110,7 +110,9 @@ def ship_teacher(
         raise ValueError(f"Only teachers of fashion-mnist, cifar10 or cifar100 ship, not of {c['data']!r}: `ihkd run` finds them by that name.")
     sd = load_file(run/'teacher.pth')
     n_out,in_channels = _shapes(sd)
-    get_model(c['teacher'], n_out=n_out, in_channels=in_channels).load_state_dict(sd) # refuse weights of another model now
+    try: get_model(c['teacher'], n_out=n_out, in_channels=in_channels).load_state_dict(sd)
+    except RuntimeError as e: raise ValueError(f"{run/'teacher.pth'} does not hold the weights of the {c['teacher']} its record names "
+                                               f"({str(e).splitlines()[0]}): ship the folder whose training wrote both.") from e
     h = t['history']['accuracy']
     card = {'name': _name(c['data'], c['teacher']), 'data': c['data'], 'model': c['teacher'], 'n_out': n_out, 'in_channels': in_channels,
             'params': t['params'], 'valid_acc': t['valid_acc'], 'test_acc': t['test_acc'], 'epochs': len(h), 'best_epoch': h.index(max(h)),

@@ -176,6 +176,7 @@ def explain_image(
     T:float=1., # temperature of the softmax
 ) -> Figure:
     "The top-`k` probabilities at temperature `T` of every model in `logits` for image `i`, beside the image."
+    if not 0 <= i < (n := len(next(iter(logits.values())))): raise IndexError(f"There is no image {i}: the logits hold {n} images, 0 to {n-1}.")
     y = None if y is None else int(y)
     n = len(logits) + (x is not None)
     fig = Figure(figsize=(1.2 + 2.1*n, 2.2), layout='constrained')
