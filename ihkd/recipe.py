@@ -38,7 +38,7 @@ __all__ = ['reference_opt', 'step_schedule', 'make_model', 'random_states', 'set
 
 # %% ../nbs/06_recipe.ipynb #5399a30c
 def reference_opt():
-    "The paper's optimizer: SGD, momentum 0.9, weight decay 5e-4 added to the gradient (not decoupled)."
+    "The paper's optimizer: SGD, momentum 0.9, weight decay 5e-4 added to the gradient (not decoupled); in a fastai `Learner` with its default `wd_bn_bias=False`, as ihkd's, BatchNorm and bias parameters get none, where the reference code decays them too."
     return partial(SGD, mom=0.9, wd=5e-4, decouple_wd=False)
 
 def step_schedule(lr:float=0.1, start:float=0.) -> ParamScheduler:
@@ -167,6 +167,7 @@ def _with_amp(learn, amp):
     return learn.add_cb(AnyDeviceMixedPrecision(amp)) if check_amp(amp) else learn
 
 def _learner(dls, model, path, amp=None, **kwargs):
+    "A `Learner` with the reference optimizer, keeping fastai's `wd_bn_bias=False`: no weight decay on BatchNorm and biases, where the reference code decays every parameter."
     return _with_amp(Learner(dls, model, opt_func=reference_opt(), metrics=accuracy, path=path, model_dir='tmp', **kwargs), amp)
 
 def _model_record(learn, name, fitted, quiet):
