@@ -103,12 +103,12 @@ DKD = dict(T=4., beta=8., warmup=20/240) # DKD's CIFAR-100 setting (Zhao et al.,
 
 @register_method('dkd', needs=('teacher',))
 def dkd_callbacks(teacher, assistants, *, tau=None, **options):
-    "DKD: the teacher's classifier teaches through decoupled KD, in its paper's setting (`DKD`): CE + T²·(TCKD + 8·NCKD), warmed up."
+    "DKD: the teacher's classifier teaches through decoupled KD, in its paper's setting (`DKD`): CE + T²·(TCKD + 8·NCKD), warmed up; with `tau`, on its calibrated logits."
     return [CohortDistill(teacher, members=['output'] if isinstance(teacher, HeadedModel) else None, tau=tau, kd='dkd', mode='added', alpha=1., **DKD)]
 
 @register_method('dih_dkd', label='DIH (DKD terms)', needs=('heads',))
 def dih_dkd_callbacks(teacher, assistants, *, tau=None, **options):
-    "DIH with a DKD term per member, in DKD's setting: CE + the mean of the members' DKD terms."
+    "DIH with a DKD term per member, in DKD's setting: CE + the mean of the members' DKD terms; with `tau`, on calibrated logits."
     return [CohortDistill(teacher, tau=tau, kd='dkd', mode='added', alpha=1/len(teacher.names), **DKD)]
 
 # %% ../nbs/07_methods.ipynb #18741aee
@@ -143,7 +143,7 @@ def distill(
     epochs:int=defaults.student_epochs, lr:float=defaults.lr,
     alpha:float=defaults.alpha, T:float=defaults.T, mode:str=defaults.mode,
     drop:float=defaults.drop, # for 'dgkd': chance that a member of the cohort sits out a batch
-    tau:dict|None=None, # for 'kd' and 'dih': calibration temperatures of the teacher's members by name (`cohort_temperatures`)
+    tau:dict|None=None, # for 'kd', 'dih', 'dkd' and 'dih_dkd' (`Method.calibrates`): calibration temperatures of the teacher's members by name (`cohort_temperatures`)
     cache:SoftLabelCache|list|None=None, # soft-label caches of the teaching members (`build_cache`), read instead of running them
     path='.', quiet:bool=False,
     amp:str|None=None, # mixed precision, 'bf16' or 'fp16' (see `Learner.to_amp`): the student's forward pass and its teachers'
