@@ -1,4 +1,7 @@
-"""Write README.md from nbs/index.ipynb: its markdown, its visible code cells, and their text output.
+"""Write README.md from nbs/index.ipynb: its markdown cells and its visible code cells, without their outputs.
+
+Cells marked `#| hide` or `#| export` are left out, and so are the `#|` directive lines of the others. Outputs (such as
+the example's training log) are left out too: they stay in the notebook.
 
 nbdev's own `nbdev_readme` does this through Quarto, which cannot be installed on our machines; this script
 needs nothing but the standard library. `.ci/run` fails when README.md is not what this script makes."""
