@@ -12,8 +12,8 @@ CE and against KD with 95% t intervals, and the epoch at which CE's validation a
 the students may not have converged). The plot is the paper's claim: gain over CE and over KD against the
 teacher/student parameter ratio, one line per method.
 
-    OMP_NUM_THREADS=1 python benchmarks/capacity_gap.py --epochs 30 --amp bf16 &              # the grid: one process per core
-    OMP_NUM_THREADS=1 python benchmarks/capacity_gap.py --epochs 30 --amp bf16 &
+    OMP_NUM_THREADS=1 python benchmarks/capacity_gap.py --epochs 40 --amp bf16 &              # the grid: one process per core
+    OMP_NUM_THREADS=1 python benchmarks/capacity_gap.py --epochs 40 --amp bf16 &
     python benchmarks/capacity_gap.py --data embedded --n_train 1000 --teacher resnet20 --students resnet8_quarter \\
         --variants ce kd dih --epochs 1 --seeds 0 1 --out /tmp/cg --work /tmp/cg-work         # a smoke test
     python benchmarks/capacity_gap.py --report --out ...                                       # redraw from the JSON
@@ -30,7 +30,7 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ihkd.core import atomic_save, config_diff, locked, versions, write_text
+from ihkd.core import atomic_save, config_diff, defaults, locked, versions, write_text
 from ihkd.models import cifar_resnet, model_names, register_model
 from ihkd.run import Run
 
@@ -61,7 +61,7 @@ def _narrow(f): # ResNet-8 at a fraction of its width: the far end of the capaci
 for name,f in (('resnet8_half', 0.5), ('resnet8_quarter', 0.25)):
     if name not in model_names(): register_model(name, _narrow(f))
 
-CONFIG = ('data', 'n_train', 'teacher', 'assistant', 'students', 'variants', 'epochs', 'head_epochs', 'split_seed', 'bs', 'lr', 'T', 'alpha', 'amp')
+CONFIG = ('data', 'n_train', 'teacher', 'assistant', 'students', 'variants', 'epochs', 'head_epochs', 'head_lr', 'split_seed', 'bs', 'lr', 'T', 'alpha', 'amp')
 GRID = tuple(k for k in CONFIG if k not in ('students', 'variants')) # what makes two commands one grid: other students and variants extend it
 
 def parse(argv=None):
@@ -73,7 +73,8 @@ def parse(argv=None):
     a('--students', nargs='+', default=['resnet20', 'resnet8', 'resnet8_half', 'resnet8_quarter'], help="zoo names; other architectures (mobilenetv2_x0_5, shufflenetv1, shufflenetv2_x1_0) make cross-architecture pairs")
     a('--variants', nargs='+', default=list(VARIANTS)[:8], choices=list(VARIANTS), help="default: the issue-12 grid (CE, KD, TAKD, DGKD and DIH's four forms)")
     a('--epochs', type=int, required=True, help="epochs of every student and the assistant: state how they were chosen")
-    a('--head_epochs', type=int, default=3); a('--split_seed', type=int, default=42, help="must be the shipped teacher's")
+    a('--head_epochs', type=int, default=3); a('--head_lr', type=float, default=defaults.head_lr, help="of the paper heads; a variant with other heads names their lr")
+    a('--split_seed', type=int, default=42, help="must be the shipped teacher's")
     a('--bs', type=int, default=64); a('--lr', type=float, default=0.1); a('--T', type=float, default=5.); a('--alpha', type=float, default=0.1)
     a('--amp', choices=['bf16', 'fp16'], help="mixed precision of every step (see ihkd.run.Run); default: float32")
     a('--seeds', type=int, nargs='+', default=[0, 1, 2])
@@ -143,7 +144,7 @@ def make_run(args, res, seed, student, variant) -> Run:
     run = Run(Path(args.work)/'runs'/f's{seed}'/f'{student}-{variant}', data=c['data'], n_train=c['n_train'], teacher=c['teacher'],
               student=student, assistant=c['assistant'], methods=[method], head_epochs=c['head_epochs'], student_epochs=c['epochs'],
               lr=c['lr'], bs=c['bs'], seed=seed, split_seed=c['split_seed'], T=c['T'], alpha=c['alpha'], cache=True, amp=c['amp'],
-              work=Path(args.work)/'shared', quiet=True, **options)
+              work=Path(args.work)/'shared', quiet=True, **{'head_lr': c['head_lr'], **options})
     if not run.shipped: sys.exit(f"No trained {c['teacher']} ships for {c['data']}: this benchmark distils from shipped teachers (see ihkd.pretrained).")
     return run
 
@@ -165,7 +166,8 @@ def train(res, run, seed, student, variant):
     r = steps[f'student_{method}']
     res.add({'seed': seed, 'student': student, 'variant': variant, 'params': r['params'], 'valid_acc': r['valid_acc'], 'test_acc': r['test_acc'],
              'seconds': r['seconds'], 'wall_s': round(time.time()-t0, 1), 'valid_history': r['history'].get('accuracy'), 'device': versions()['device'],
-             **({'same_as': r['same_as']} if 'same_as' in r else {})}, # ResNet-20's KD student is the assistant (see Run.student)
+             **({'same_as': r['same_as']} if 'same_as' in r else {}), # ResNet-20's KD student is the assistant (see Run.student)
+             **({'assistant': {k: steps['assistant'][k] for k in ('model', 'valid_acc', 'test_acc')}} if 'assistant' in steps else {})},
             {k: steps['teacher'][k] for k in ('model', 'params', 'valid_acc', 'test_acc', 'shipped')})
     print(f"seed {seed} {student:>15} {variant:>10}: valid {r['valid_acc']:.4f} test {r['test_acc']:.4f} ({r['seconds']} s)", flush=True)
 
@@ -214,10 +216,14 @@ def report(d) -> str:
     lines = ["# Capacity-gap benchmark (v2)", "",
              f"Data: {c['data']}" + (f", {c['n_train']:,} training images (train + valid)" if c['n_train'] else ", the whole training split") +
              f" (validation split of seed {c['split_seed']}, the teacher's); test set evaluated once per model. Teacher: the shipped {t['model']} "
-             f"({t['params']:,} parameters, test {100*t['test_acc']:.2f}%). Heads {c['head_epochs']} epochs; assistant {c['assistant']} and every student "
+             f"({t['params']:,} parameters, test {100*t['test_acc']:.2f}%). Heads {c['head_epochs']} epochs at lr {c['head_lr']:g} (paper heads; a variant with other "
+             f"heads names their lr); assistant {c['assistant']} and every student "
              f"{c['epochs']} epochs, SGD recipe at lr {c['lr']}, batch {c['bs']}, T={c['T']:g}, alpha={c['alpha']:g}"
              + (f", mixed precision {c['amp']} for every step and cache" if c['amp'] else '') + "; every student read its teachers "
              "from soft-label caches (replayed crops). Differences are paired by seed, in points, with 95% t intervals.", ""]
+    if assistants := {r['seed']: r['assistant'] for r in d['runs'] if 'assistant' in r}: # the same assistant teaches every student of a seed
+        lines += [f"The assistants (KD from the teacher), by seed: " + '; '.join(f"{s}: {a['model']}, valid {100*a['valid_acc']:.2f}%, test "
+                  f"{100*a['test_acc']:.2f}%" for s,a in sorted(assistants.items())) + ".", ""]
     for s in c['students']:
         rs = [r for r in d['runs'] if r['student']==s]
         if not rs: continue
