@@ -59,7 +59,7 @@ class Run:
         student_epochs:int=defaults.student_epochs, # epochs of each student and of the assistant
         lr:float=defaults.lr, # learning rate of the students and the assistant, and of a teacher trained here unless given its own
         teacher_lr:float|None=None, # learning rate of a teacher trained here (default: lr)
-        head_lr:float=defaults.head_lr, # learning rate of the heads (chosen for paper heads; pooled and conv heads learn at 0.1)
+        head_lr:float=defaults.head_lr, # learning rate of the heads; the default suits paper heads only: pooled and conv heads need 0.1, given explicitly (--head_lr 0.1)
         bs:int=defaults.bs, # batch size
         seed:int=defaults.seed, # seed of the heads, the assistant and the students
         split_seed:int|None=None, # seed of the train/valid split and of the n_train subset (default: seed)
@@ -68,7 +68,7 @@ class Run:
         alpha:float=defaults.alpha, # weight of each KD term (dkd and dih_dkd keep DKD's setting, see ihkd.methods.DKD; at and crd have none)
         T:float=defaults.T, # distillation temperature (not of dkd and dih_dkd; at and crd have no KD term)
         mode:str=defaults.mode, # cohort loss: paper, normalised or added (not of dkd, dih_dkd and the feature methods fitnets, at, crd, mhkd)
-        calibrate:bool=defaults.calibrate, # kd, dih: fit a temperature per teacher member on the validation split and divide its logits by it
+        calibrate:bool=defaults.calibrate, # kd, dih, dkd, dih_dkd: fit a temperature per teacher member on the validation split and divide its logits by it
         drop:float=defaults.drop, # dgkd: chance that the teacher or the assistant sits out a batch
         cache:bool=False, # students and the assistant replay their crops and read their teachers' logits from soft-label caches built once (fitnets, at, crd and mhkd run their teacher: they read its insides)
         amp:str|None=None, # mixed precision of every step, 'bf16' or 'fp16' (see `Learner.to_amp`): bf16 about halves the time on a CPU with bfloat16 arithmetic
@@ -308,7 +308,13 @@ def calibration(self:Run) -> dict:
     if done and (len(done['tau'])>1 or not heads): return done['tau'] # fitted for the teacher alone, it is fitted again where methods added later read heads
     cohort = self.heads() if heads else self.teacher()
     dls = self._start('calibration')
-    tau = cohort_temperatures(cohort, dls)
+    try: tau = cohort_temperatures(cohort, dls)
+    except ValueError as e:
+        c = self.config
+        if heads and 'no better than chance' in str(e) and c['head'] in ('pooled', 'conv') and c['head_lr']<0.1: # the usual cause: heads that barely learnt
+            raise ValueError(f"{e} {c['head'].capitalize()} heads barely learn at head_lr={c['head_lr']:g}, a rate for paper heads: "
+                             "train them at head_lr=0.1 (--head_lr 0.1).") from None
+        raise
     self._finish('calibration', {'tau': tau, 'n_valid': len(dls.valid_ds)})
     return tau
 
@@ -352,7 +358,7 @@ def run(self:Run) -> dict:
 def _row(step, model, params, acc, secs): return f"| {step} | {model} | {params:,} | {acc:.4f} | {secs} |"
 
 def results_table(record:dict) -> str:
-    "A markdown table of a run's record: teacher, each head, the assistant and each student, with accuracies, sizes and times."
+    "A markdown table of a run's record: teacher, each head, the assistant and each student (marked where its teacher's logits were calibrated), with accuracies, sizes and times."
     s = record['steps']
     rows = ["| step | model | params | test acc | time (s) |", "|---|---|---:|---:|---:|"]
     if 'teacher' in s: t = s['teacher']; rows.append(_row('teacher', t['model'], t['params'], t['test_acc'], 'shipped' if t.get('shipped') else t['seconds']))
@@ -366,7 +372,8 @@ def results_table(record:dict) -> str:
     for step,r in s.items():
         if not step.startswith('student_'): continue
         m = step[len('student_'):]
-        rows.append(_row(f"student, {METHODS[m].label if m in METHODS else m.upper()}", r['model'], r['params'], r['test_acc'], r['seconds']))
+        calibrated = 'calibration' in s and m in METHODS and METHODS[m].calibrates # a run that fitted temperatures gave them to every such student
+        rows.append(_row(f"student, {METHODS[m].label if m in METHODS else m.upper()}{', calibrated teacher' if calibrated else ''}", r['model'], r['params'], r['test_acc'], r['seconds']))
     if 'members' in s.get('heads', {}): rows += ['', _softness(s['heads']['members'], s['heads'].get('T', defaults.T), s.get('calibration', {}).get('tau'))]
     return '\n'.join(rows)
 
