@@ -11,7 +11,7 @@ from torch import nn, Tensor
 from .core import _plain, cohort_predictions, defaults
 
 # %% auto #0
-__all__ = ['ece', 'softened_stats', 'fit_temperature', 'member_stats', 'cohort_temperatures']
+__all__ = ['ece', 'softened_stats', 'fit_temperature', 'member_stats', 'NoTemperature', 'cohort_temperatures']
 
 # %% ../nbs/14_calibration.ipynb #f0baef3a
 def _check(a, y, what):
@@ -83,6 +83,10 @@ def member_stats(
     return res
 
 # %% ../nbs/14_calibration.ipynb #2a3a0c78
+class NoTemperature(ValueError):
+    "No temperature fits some members on the validation images: those of `sharp` classify every one correctly, those of `flat` do no better than chance."
+    def __init__(self, msg:str, sharp:list, flat:list): super().__init__(msg); self.sharp,self.flat = sharp,flat
+
 def cohort_temperatures(
     cohort:nn.Module, # the cohort whose members to calibrate
     dls, # `DataLoaders` whose `valid` set fits the temperatures
@@ -100,6 +104,6 @@ def cohort_temperatures(
     if lo or hi:
         why = ([f"{', '.join(lo)} classify every one correctly, so sharper is always better (did the cohort train on them?)"] if lo else []) + \
               ([f"{', '.join(hi)} do no better than chance, so flatter is always better (are they trained?)"] if hi else [])
-        raise ValueError(f"No temperature fits on these {len(y)} validation images: {'; '.join(why)}. "
-                         "Calibrate on images the cohort has not learnt, or turn calibration off.")
+        raise NoTemperature(f"No temperature fits on these {len(y)} validation images: {'; '.join(why)}. "
+                            "Calibrate on images the cohort has not learnt, or turn calibration off.", lo, hi)
     return {n: round(t, 4) for n,t in taus.items()}

@@ -21,7 +21,7 @@ from .callbacks import check_drop
 from .data import get_data
 from .recipe import make_model, measure_model, train_teacher, train_heads, save_checkpoint, load_checkpoint
 from .pretrained import pretrained_teacher, ships_teacher, teacher_card
-from .calibration import cohort_temperatures, member_stats
+from .calibration import NoTemperature, cohort_temperatures, member_stats
 from .distributed import join_launched, launched
 from .cache import SoftLabelCache, build_cache
 from .methods import METHODS, get_method, distill
@@ -309,9 +309,9 @@ def calibration(self:Run) -> dict:
     cohort = self.heads() if heads else self.teacher()
     dls = self._start('calibration')
     try: tau = cohort_temperatures(cohort, dls)
-    except ValueError as e:
+    except NoTemperature as e:
         c = self.config
-        if heads and 'no better than chance' in str(e) and c['head'] in ('pooled', 'conv') and c['head_lr']<0.1: # the usual cause: heads that barely learnt
+        if heads and e.flat and c['head'] in ('pooled', 'conv') and c['head_lr']<0.1: # the usual cause: heads that barely learnt
             raise ValueError(f"{e} {c['head'].capitalize()} heads barely learn at head_lr={c['head_lr']:g}, a rate for paper heads: "
                              "train them at head_lr=0.1 (--head_lr 0.1).") from None
         raise
