@@ -31,7 +31,7 @@ defaults = SimpleNamespace(
     drop=0.5,          # DGKD: chance that a member of the cohort sits out a training batch
     head='paper',      # head kind mounted on the teacher: 'paper', 'pooled' or 'conv'
     head_lr=0.001,     # learning rate of the heads: paper heads at 0.1 reach logits in the thousands (see the head study)
-    calibrate=True,    # KD and DIH: divide each teacher member's logits by a temperature fitted on the validation split
+    calibrate=True,    # KD, DIH, DKD and DIH with DKD terms: divide each teacher member's logits by a temperature fitted on the validation split
     teacher_epochs=6, head_epochs=3, student_epochs=6,
 )
 
