@@ -7,7 +7,7 @@ notebook (`01_heads.ipynb` becomes `heads.html`). A `#anchor` after the page (or
 on the rendered page: a heading's, or one written out (`{#id}`, `id="..."`). Prints each broken link as
 `notebook: target` and exits 1 if there is one.
 Usage: python scripts/check_links.py (`.ci/run` runs it)."""
-import json, re, sys
+import functools, json, re, sys
 from pathlib import Path
 
 root = Path(__file__).resolve().parent.parent
@@ -58,6 +58,7 @@ def cell_outputs(cell):
         for k in ('text/markdown', 'text/html'):
             if k in o.get('data', {}): yield ''.join(o['data'][k])
 
+@functools.cache # a page is read once, however many links point at it
 def anchors(page):
     "Every id on the docs page nbdev makes of `page` (a notebook or markdown file)."
     if page.suffix!='.ipynb': return number_ids(md_ids(page.read_text(encoding='utf-8')))
