@@ -15,7 +15,7 @@ from fastcore.basics import patch
 from fastcore.foundation import L
 from fastai.data.transforms import Normalize
 
-from .core import autocasting, check_amp, models_list, cohort_logits, cohort_names, config_diff, evaluating, file_sha256, model_device, size_text, state_sha256, versions, write_text
+from .core import atomic_save, autocasting, check_amp, models_list, cohort_logits, cohort_names, config_diff, evaluating, file_sha256, locked, model_device, size_text, state_sha256, versions, write_text
 from .heads import HeadedModel
 from .callbacks import CohortDistill, ModelCohort
 
@@ -117,7 +117,7 @@ def _check_budget(shape, dtype, topk, n_classes, budget, quiet):
 def build_cache(
     cohorts:nn.Module|list, # what teaches: a trained classifier, a `HeadedModel`, a `ModelCohort`, or a list of them (their members side by side)
     dl, # the training loader, replaying its augmentation (`get_data(..., replay=seed).train`)
-    path, # the cache's folder: new, or holding this very cache (which is then opened)
+    path, # the cache's folder: new, holding this very cache (which is then opened), or beside the unfinished build of it (which is resumed)
     epochs:int, # epochs of crops to store: as many as the students will train
     dtype:str='float16', # 'float16', or 'float32' for logits exactly as the cohort computes them
     topk:int|None=None, # keep only the k largest logits of each member, and their classes
@@ -126,42 +126,34 @@ def build_cache(
     quiet:bool=False, # print neither the size nor the time
     amp:str|None=None, # run the cohorts in mixed precision, 'bf16' or 'fp16': the logits they teach with in a student's `amp` training
 ) -> SoftLabelCache:
-    "Run `cohorts` over `epochs` epochs of `dl`'s replayed crops and store every member's logits in folder `path`."
+    "Run `cohorts` over `epochs` epochs of `dl`'s replayed crops and store every member's logits in folder `path`; an interrupted build resumes at its first unfinished epoch."
     cohorts,path = models_list(cohorts),Path(path)
     if dtype not in ('float16', 'float32'): raise ValueError(f"dtype is 'float16' or 'float32', not {dtype!r}.")
     members = [{'name': n, 'sha256': s} for c in cohorts for n,s in member_checksums(c).items()]
-    key = {**replay_key(dl), 'epochs': epochs, 'dtype': dtype, 'topk': topk, 'members': members, 'amp': check_amp(amp)}
+    key = json.loads(json.dumps({**replay_key(dl), 'epochs': epochs, 'dtype': dtype, 'topk': topk, 'members': members, 'amp': check_amp(amp)})) # as cache.json will hold it
     if path.exists(): return _existing(path, key)
     n_classes = dl.dataset.c
     if topk is not None and not 0<topk<=n_classes: raise ValueError(f"topk keeps k of the {n_classes} logits of each member: 0 < k <= {n_classes}, not {topk}.")
     shape = (epochs, len(dl.dataset), len(members), n_classes)
     _check_budget(shape, dtype, topk, n_classes, budget, quiet)
-    _clear_dead_builds(path)
-    tmp = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
-    try:
-        tmp.mkdir(parents=True)
-        seconds = _fill(cohorts, dl, tmp, shape, dtype, topk, bs, amp)
-        files = {f.name: {'bytes': f.stat().st_size, 'sha256': file_sha256(f)} for f in sorted(tmp.glob('*.npy'))}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = path.with_name(f'.{path.name}.lock')
+    with locked(lock): # one build at a time: a process that waited here finds the cache made
+        if path.exists(): return _existing(path, key)
+        part = path.with_name(f'.{path.name}.partial')
+        arrays,done,seconds = _partial(part, key, _arrays(shape, dtype, topk, n_classes), quiet)
+        try: seconds = _fill(cohorts, dl, part, arrays, key, done, seconds, topk, bs, amp)
+        except BaseException:
+            if not (part/'progress.json').exists(): shutil.rmtree(part, ignore_errors=True) # no epoch finished: nothing to resume
+            raise
+        files = {f.name: {'bytes': f.stat().st_size, 'sha256': file_sha256(f)} for f in sorted(part.glob('*.npy'))}
+        (part/'progress.json').unlink()
         meta = {'key': key, 'n_classes': n_classes, 'files': files, 'seconds': round(seconds, 1), 'versions': versions()}
-        write_text(json.dumps(meta, indent=1), tmp/'cache.json') # written last: it marks the cache complete
-        os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        write_text(json.dumps(meta, indent=1), part/'cache.json') # written last: it marks the cache complete
+        os.replace(part, path)
+    lock.unlink(missing_ok=True) # safe: a process waiting on it, or locking a new one, finds the cache made
     if not quiet: print(f"built in {seconds:.1f} s: {path}")
     return SoftLabelCache(path, verify=False)
-
-def _alive(pid):
-    try: os.kill(pid, 0)
-    except ProcessLookupError: return False
-    except PermissionError: pass # another user's process
-    return True
-
-def _clear_dead_builds(path):
-    "Delete the temporary folders that builds of `path` left when their process was killed (a SIGKILL runs no cleanup)."
-    for t in path.parent.glob(f'.{path.name}.*.tmp'):
-        pid = t.name.removeprefix(f'.{path.name}.').removesuffix('.tmp')
-        if pid.isdigit() and not _alive(int(pid)): shutil.rmtree(t, ignore_errors=True)
 
 def _existing(path, key):
     "The cache at `path`, if it is the one `key` describes."
@@ -170,21 +162,39 @@ def _existing(path, key):
         raise CacheError(f"{path} holds another soft-label cache (its value, this one's): {diff}. Delete it or give another path.")
     return cache
 
-def _fill(cohorts, dl, folder, shape, dtype, topk, bs, amp):
-    "Write every member's logits on every epoch of `dl`'s crops into memory-mapped arrays in `folder`; the seconds it took."
-    arrays = {n: np.lib.format.open_memmap(folder/n, 'w+', dt, s) for n,(dt,s) in _arrays(shape, dtype, topk, shape[-1]).items()}
+def _partial(part, key, files, quiet):
+    "The memory-mapped arrays of the build in folder `part`, the epochs they hold and the seconds spent on them: resumed if it builds `key`, else new."
+    prog = part/'progress.json'
+    p = json.loads(prog.read_text()) if prog.exists() else None
+    if p and p['key']==key:
+        try: found = {n: np.load(part/n, mmap_mode='r') for n in files} # 'r' refuses a file cut short, where 'r+' would pad it with zeros
+        except (OSError, ValueError): found = {}
+        if found and all((a.dtype, a.shape)==(np.dtype(dt), s) for a,(dt,s) in zip(found.values(), files.values())):
+            arrays = {n: np.load(part/n, mmap_mode='r+') for n in files}
+            if not quiet: print(f"resuming the unfinished build in {part} at epoch {p['epochs']} of {key['epochs']}")
+            return arrays, p['epochs'], p['seconds']
+    if part.exists() and not quiet:
+        print(f"deleting {part}: " + ("an unfinished build of another cache" if p and p['key']!=key else "a build that finished no epoch, or a damaged one"))
+    shutil.rmtree(part, ignore_errors=True)
+    part.mkdir()
+    return {n: np.lib.format.open_memmap(part/n, 'w+', dt, s) for n,(dt,s) in files.items()}, 0, 0.
+
+def _fill(cohorts, dl, part, arrays, key, start, seconds, topk, bs, amp):
+    "Write every member's logits on epochs `start`.. of `dl`'s crops into `arrays`, counting each finished epoch in `part`/progress.json; the seconds spent in all."
     run,t0 = dl.new(shuffle=False, drop_last=False, bs=bs),time.time()
+    want = (len(key['members']), dl.dataset.c) # per image
     with ExitStack() as stack:
         for c in cohorts: stack.enter_context(evaluating(c))
         stack.enter_context(autocasting(cohorts[0], amp))
-        for e in range(shape[0]):
+        for e in range(start, key['epochs']):
             run.set_epoch(e)
             for xb,*_ in run:
                 logits = torch.stack([o.float().cpu() for c in cohorts for o in cohort_logits(c, xb.to(model_device(c)))], 1)
-                if logits.shape[1:]!=shape[2:]: raise CacheError(f"The cohorts give logits of shape {tuple(logits.shape[1:])} per image, expected {shape[2:]} (members, classes).")
+                if logits.shape[1:]!=want: raise CacheError(f"The cohorts give logits of shape {tuple(logits.shape[1:])} per image, expected {want} (members, classes).")
                 _store(arrays, e, run.idxs.numpy(), logits, topk)
-    for a in arrays.values(): a.flush()
-    return time.time()-t0
+            for a in arrays.values(): a.flush() # on disk before the progress says so
+            atomic_save(json.dumps({'key': key, 'epochs': e+1, 'seconds': seconds+time.time()-t0}), part/'progress.json', save=write_text)
+    return seconds+time.time()-t0
 
 # %% ../nbs/05a_cache.ipynb #22bbaef2
 @patch

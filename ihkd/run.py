@@ -5,7 +5,6 @@
 # %% ../nbs/08_run.ipynb #104b2343
 from __future__ import annotations
 import hashlib, importlib.util, json, os, shutil
-from contextlib import nullcontext
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -325,8 +324,7 @@ def soft_labels(self:Run, of:str) -> SoftLabelCache:
     if step in self.record['steps'] and (folder/'cache.json').exists(): return SoftLabelCache(folder, verify=False)
     if not shared: shutil.rmtree(folder, ignore_errors=True) # not in the record: left by a run this folder started over
     cohort = getattr(self, of)()
-    with locked(folder.with_name(f'.{folder.name}.lock')) if shared else nullcontext(): # in `work`: built by one run, opened by the others
-        cache = build_cache(cohort, self._start(step).train, folder, epochs=self.config['student_epochs'], quiet=self.quiet, amp=self.config['amp'])
+    cache = build_cache(cohort, self._start(step).train, folder, epochs=self.config['student_epochs'], quiet=self.quiet, amp=self.config['amp']) # in `work`: built by one run, opened by the others
     self._finish(step, {'members': cache.names, 'epochs': cache.epochs, 'bytes': sum(f['bytes'] for f in cache.meta['files'].values()),
                         'seconds': cache.meta['seconds'], 'path': str(folder)})
     return cache
