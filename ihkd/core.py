@@ -153,8 +153,11 @@ def cohort_predictions(
     return {n: torch.cat([o[i] for o in outs]) for i,n in enumerate(names)}, torch.cat(ys).long()
 
 # %% ../nbs/00_core.ipynb #1ab53278
-def atomic_save(obj, path, save=torch.save) -> Path:
-    "`save(obj, tmp)` next to `path`, then rename `tmp` to `path`: readers see the old file or the whole new one."
+def _torch_save(obj, path):
+    with open(path, 'wb') as f: torch.save(obj, f) # through a file object: the archive inside is named 'archive', not after the temporary file
+
+def atomic_save(obj, path, save=_torch_save) -> Path:
+    "`save(obj, tmp)` next to `path`, then rename `tmp` to `path`: readers see the old file or the whole new one. By default `torch.save`, and equal objects make equal bytes."
     path = Path(path)
     tmp = path.with_name(f'{path.name}.{os.getpid()}.tmp') # one per process: writers never share a temporary file
     try: save(obj, tmp)
