@@ -147,9 +147,9 @@ def build_cache(
             if not (part/'progress.json').exists(): shutil.rmtree(part, ignore_errors=True) # no epoch finished: nothing to resume
             raise
         files = {f.name: {'bytes': f.stat().st_size, 'sha256': file_sha256(f)} for f in sorted(part.glob('*.npy'))}
-        (part/'progress.json').unlink()
         meta = {'key': key, 'n_classes': n_classes, 'files': files, 'seconds': round(seconds, 1), 'versions': versions()}
-        write_text(json.dumps(meta, indent=1), part/'cache.json') # written last: it marks the cache complete
+        write_text(json.dumps(meta, indent=1), part/'cache.json') # it marks the cache complete once the folder is in place
+        (part/'progress.json').unlink() # after cache.json: a build killed in between resumes with every epoch done
         os.replace(part, path)
     lock.unlink(missing_ok=True) # safe: a process waiting on it, or locking a new one, finds the cache made
     if not quiet: print(f"built in {seconds:.1f} s: {path}")
