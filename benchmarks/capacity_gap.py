@@ -1,5 +1,6 @@
 """Benchmark v2 (issue 12, part 4): students across capacity gaps, taught by a shipped teacher on full Fashion-MNIST, from soft-label caches.
 
+Each number of student epochs is a grid of its own, its results in `--out`/capacity_gap_e<epochs>.{json,md,png}.
 Every (seed, student, variant) is one `ihkd.run.Run` with `cache=True` in `--work`/runs; teacher, heads, assistant and the
 soft-label caches are shared through `--work`/shared, so each is made once per seed. Each finished run is added at once
 to the results JSON and the table and plot are redrawn, so an interrupted grid keeps what it finished and resumes where it
@@ -16,7 +17,7 @@ teacher/student parameter ratio, one line per method.
     OMP_NUM_THREADS=1 python benchmarks/capacity_gap.py --epochs 40 --amp bf16 &
     python benchmarks/capacity_gap.py --data embedded --n_train 1000 --teacher resnet20 --students resnet8_quarter \\
         --variants ce kd dih --epochs 1 --seeds 0 1 --out /tmp/cg --work /tmp/cg-work         # a smoke test
-    python benchmarks/capacity_gap.py --report --out ...                                       # redraw from the JSON
+    python benchmarks/capacity_gap.py --report --epochs 40                                     # redraw capacity_gap_e40.md and .png from its JSON
 
 Another command with other students or variants, and the same grid otherwise (data, teacher, epochs, ...), extends the
 grid in the same results file: cross-architecture pairs and the other methods, for instance
@@ -78,14 +79,18 @@ def parse(argv=None):
     a('--bs', type=int, default=64); a('--lr', type=float, default=0.1); a('--T', type=float, default=5.); a('--alpha', type=float, default=0.1)
     a('--amp', choices=['bf16', 'fp16'], help="mixed precision of every step (see ihkd.run.Run); default: float32")
     a('--seeds', type=int, nargs='+', default=[0, 1, 2])
-    a('--out', default=str(Path(__file__).parent/'results')); a('--name', default='capacity_gap')
+    a('--out', default=str(Path(__file__).parent/'results')); a('--name', help="the results files' stem (default: capacity_gap_e<epochs>, one grid per number of epochs)")
     a('--work', default='runs/capacity-gap', help="run folders and the shared teacher, heads, assistants and caches")
     a('--report', action='store_true', help="only redraw the table and the plot from the JSON")
     a('--merge', nargs='+', metavar='JSON', help="add the runs of these results files (the same grid, on other machines or for a subset of its students and variants)")
     if {'--report', '--merge'} & set(argv if argv is not None else sys.argv[1:]):
         for act in p._actions:
             if act.dest=='epochs': act.required = False
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.name is None:
+        if args.epochs is None: p.error("name the grid whose results to read: --epochs E (its file is capacity_gap_eE.json) or --name")
+        args.name = f'capacity_gap_e{args.epochs}'
+    return args
 
 class Results:
     "The JSON of every finished run, rewritten atomically under a lock after each one."
