@@ -1,6 +1,7 @@
 """Benchmark v2 (issue 12, part 4): students across capacity gaps, taught by a shipped teacher on full Fashion-MNIST, from soft-label caches.
 
-Each number of student epochs is a grid of its own, its results in `--out`/capacity_gap_e<epochs>.{json,md,png}.
+Each number of student epochs is a grid of its own, its results in `--out`/capacity_gap_e<epochs>.{json,md,png} and its
+work in runs/capacity-gap-e<epochs> (`--work`).
 Every (seed, student, variant) is one `ihkd.run.Run` with `cache=True` in `--work`/runs; teacher, heads, assistant and the
 soft-label caches are shared through `--work`/shared, so each is made once per seed. Each finished run is added at once
 to the results JSON and the table and plot are redrawn, so an interrupted grid keeps what it finished and resumes where it
@@ -80,7 +81,7 @@ def parse(argv=None):
     a('--amp', choices=['bf16', 'fp16'], help="mixed precision of every step (see ihkd.run.Run); default: float32")
     a('--seeds', type=int, nargs='+', default=[0, 1, 2])
     a('--out', default=str(Path(__file__).parent/'results')); a('--name', help="the results files' stem (default: capacity_gap_e<epochs>, one grid per number of epochs)")
-    a('--work', default='runs/capacity-gap', help="run folders and the shared teacher, heads, assistants and caches")
+    a('--work', help="run folders and the shared teacher, heads, assistants and caches (default: runs/capacity-gap-e<epochs>)")
     a('--report', action='store_true', help="only redraw the table and the plot from the JSON")
     a('--merge', nargs='+', metavar='JSON', help="add the runs of these results files (the same grid, on other machines or for a subset of its students and variants)")
     if {'--report', '--merge'} & set(argv if argv is not None else sys.argv[1:]):
@@ -90,6 +91,7 @@ def parse(argv=None):
     if args.name is None:
         if args.epochs is None: p.error("name the grid whose results to read: --epochs E (its file is capacity_gap_eE.json) or --name")
         args.name = f'capacity_gap_e{args.epochs}'
+    args.work = args.work or f'runs/capacity-gap-e{args.epochs}'
     return args
 
 class Results:
