@@ -14,16 +14,16 @@ CE and against KD with 95% t intervals, and the epoch at which CE's validation a
 the students may not have converged). The plot is the paper's claim: gain over CE and over KD against the
 teacher/student parameter ratio, one line per method.
 
-    OMP_NUM_THREADS=1 python benchmarks/capacity_gap.py --epochs 40 --amp bf16 &              # the grid: one process per core
-    OMP_NUM_THREADS=1 python benchmarks/capacity_gap.py --epochs 40 --amp bf16 &
+    OMP_NUM_THREADS=1 python benchmarks/capacity_gap.py --epochs 50 --amp bf16 &              # the grid: one process per core
+    OMP_NUM_THREADS=1 python benchmarks/capacity_gap.py --epochs 50 --amp bf16 &
     python benchmarks/capacity_gap.py --data embedded --n_train 1000 --teacher resnet20 --students resnet8_quarter \\
         --variants ce kd dih --epochs 1 --seeds 0 1 --out /tmp/cg --work /tmp/cg-work         # a smoke test
-    python benchmarks/capacity_gap.py --report --epochs 40                                     # redraw capacity_gap_e40.md and .png from its JSON
+    python benchmarks/capacity_gap.py --report --epochs 50                                     # redraw capacity_gap_e50.md and .png from its JSON
 
 Another command with other students or variants, and the same grid otherwise (data, teacher, epochs, ...), extends the
 grid in the same results file: cross-architecture pairs and the other methods, for instance
 
-    OMP_NUM_THREADS=1 python benchmarks/capacity_gap.py --epochs 40 --amp bf16 --students mobilenetv2_x0_5 shufflenetv2_x1_0 \
+    OMP_NUM_THREADS=1 python benchmarks/capacity_gap.py --epochs 50 --amp bf16 --students mobilenetv2_x0_5 shufflenetv2_x1_0 \
         --variants ce kd dih dkd fitnets at crd mhkd
 """
 from __future__ import annotations
