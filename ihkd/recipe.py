@@ -167,7 +167,7 @@ def _with_amp(learn, amp):
     return learn.add_cb(AnyDeviceMixedPrecision(amp)) if check_amp(amp) else learn
 
 def _learner(dls, model, path, amp=None, **kwargs):
-    "A `Learner` with the reference optimizer, keeping fastai's `wd_bn_bias=False`: no weight decay on BatchNorm and biases, where the reference code decays every parameter."
+    "A `Learner` with the reference optimizer (`reference_opt`, which says what fastai's `wd_bn_bias=False` leaves undecayed), accuracy and scratch files in `path`/tmp."
     return _with_amp(Learner(dls, model, opt_func=reference_opt(), metrics=accuracy, path=path, model_dir='tmp', **kwargs), amp)
 
 def _model_record(learn, name, fitted, quiet):
