@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #8792cf14
 from __future__ import annotations
-import fcntl, hashlib, os, pickle, platform
+import fcntl, hashlib, os, pickle, platform, warnings
 from contextlib import ExitStack, contextmanager, nullcontext
 from pathlib import Path
 from types import SimpleNamespace
@@ -16,9 +16,9 @@ import ihkd
 
 # %% auto #0
 __all__ = ['defaults', 'AMP_MODES', 'evaluating', 'dummy_batch', 'input_hint', 'model_device', 'n_params', 'available_bytes',
-           'size_text', 'MemoryRefused', 'check_memory', 'models_list', 'check_amp', 'autocasting', 'versions',
-           'cohort_names', 'cohort_logits', 'cohort_predictions', 'atomic_save', 'write_text', 'locked',
-           'CheckpointError', 'load_file', 'file_sha256', 'state_sha256', 'config_diff']
+           'size_text', 'MemoryRefused', 'check_memory', 'models_list', 'EmulatedPrecisionWarning', 'amp_native',
+           'check_amp', 'autocasting', 'versions', 'cohort_names', 'cohort_logits', 'cohort_predictions', 'atomic_save',
+           'write_text', 'locked', 'CheckpointError', 'load_file', 'file_sha256', 'state_sha256', 'config_diff']
 
 # %% ../nbs/00_core.ipynb #28b215ba
 defaults = SimpleNamespace(
@@ -103,20 +103,36 @@ def models_list(models) -> list:
 # %% ../nbs/00_core.ipynb #f5de4b96
 AMP_MODES = {'bf16': torch.bfloat16, 'fp16': torch.float16} # mixed-precision modes by name, as fastai's `AMPMode` spells them
 
-def check_amp(amp:str|None) -> str|None:
-    "`amp` if it names a mixed-precision mode, or is None (float32); anything else is refused with the modes listed."
+class EmulatedPrecisionWarning(UserWarning):
+    "Mixed precision asked for on a device that only emulates it: correct, and many times slower than float32."
+
+def amp_native(amp:str, device_type:str='cpu') -> bool:
+    "Whether this machine's `device_type` computes mixed-precision mode `amp` in hardware, as torch reports it."
+    if check_amp(amp) is None: raise ValueError("amp_native needs a mixed-precision mode: float32 (None) is native everywhere.")
+    if device_type=='cpu': return (torch.ops.mkldnn._is_mkldnn_bf16_supported if amp=='bf16' else torch.ops.mkldnn._is_mkldnn_fp16_supported)()
+    if device_type=='cuda' and amp=='bf16': return torch.cuda.is_bf16_supported(including_emulation=False)
+    return True
+
+def check_amp(amp:str|None, device_type:str|None=None) -> str|None:
+    "`amp` if it names a mixed-precision mode, or is None (float32); anything else is refused with the modes listed. Given the `device_type` it will run on, warn where that only emulates `amp`."
     if amp is not None and amp not in AMP_MODES: raise ValueError(f"Unknown mixed-precision mode {amp!r}: use one of {', '.join(AMP_MODES)}, or none for float32.")
+    if amp and device_type and not amp_native(amp, device_type):
+        isa = f" (its instruction set: {torch.backends.cpu.get_cpu_capability()})" if device_type=='cpu' else ''
+        warnings.warn(f"Mixed precision {amp} is emulated on this {device_type}{isa}: every step runs many times slower than in float32. "
+                      f"Leave mixed precision out here (amp=None), or run where {amp} is native.", EmulatedPrecisionWarning, stacklevel=2)
     return amp
 
 def autocasting(model:nn.Module, amp:str|None):
     "A context running `model` in mixed-precision mode `amp` on its device type, as `Learner.to_amp` trains it; for None, a context that changes nothing."
-    return torch.autocast(model_device(model).type, dtype=AMP_MODES[amp]) if check_amp(amp) else nullcontext()
+    dev = model_device(model).type
+    return torch.autocast(dev, dtype=AMP_MODES[amp]) if check_amp(amp, dev) else nullcontext()
 
 # %% ../nbs/00_core.ipynb #490b464f
 def versions() -> dict:
     "Versions of the software and the machine a result came from, for the records that runs and benchmarks write."
     return {'ihkd': ihkd.__version__, 'torch': torch.__version__, 'fastai': fastai.__version__, 'python': platform.python_version(),
-            'machine': platform.machine(), 'device': torch.cuda.get_device_name() if torch.cuda.is_available() else 'cpu'}
+            'machine': platform.machine(), 'device': torch.cuda.get_device_name() if torch.cuda.is_available() else 'cpu',
+            'cpu_isa': torch.backends.cpu.get_cpu_capability()} # AVX2, AVX512...: whether 16-bit floats are native (see `amp_native`)
 
 # %% ../nbs/00_core.ipynb #cfe4edec
 def cohort_names(cohort:nn.Module) -> list:

@@ -12,7 +12,7 @@ from fastcore.meta import delegates
 from fastai.learner import Learner
 from fastai.callback.fp16 import MixedPrecision, AMPMode
 
-from .core import model_device
+from .core import check_amp, model_device
 
 # %% auto #0
 __all__ = ['AnyDeviceMixedPrecision']
@@ -23,6 +23,7 @@ class AnyDeviceMixedPrecision(MixedPrecision):
     name = 'mixed_precision' # the attribute fastai checks for mixed precision (`Learner.export`, `to_channelslast`)
     def before_fit(self):
         dev = model_device(self.learn.model).type
+        check_amp(AMPMode(self.amp_mode).value, dev) # warns where `dev` only emulates the mode
         if dev=='cuda': return super().before_fit()
         dtype = {AMPMode.BF16: torch.bfloat16, AMPMode.FP16: torch.float16}[self.amp_mode]
         self.kwargs['enabled'] = dtype==torch.float16 # bfloat16 has float32's range: no gradient scaling
