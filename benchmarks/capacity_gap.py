@@ -32,7 +32,8 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ihkd.core import atomic_save, config_diff, defaults, locked, versions, write_text
+import torch
+from ihkd.core import amp_native, atomic_save, config_diff, defaults, locked, versions, write_text
 from ihkd.models import cifar_resnet, model_names, register_model
 from ihkd.run import Run
 
@@ -143,6 +144,14 @@ class Results:
 
 def _machine():
     return {'cpu': platform.processor() or platform.machine(), 'cores': os.cpu_count(), 'OMP_NUM_THREADS': os.environ.get('OMP_NUM_THREADS'), **versions()}
+
+def check_native(amp):
+    "Refuse a grid in mixed precision `amp` on a device that only emulates it: each of its cells would run many times slower than in float32."
+    dev = 'cuda' if torch.cuda.is_available() else 'cpu'
+    if not amp_native(amp, dev): sys.exit(
+        f"--amp {amp}: this {dev} only emulates {amp}" + (f" (instruction set {torch.backends.cpu.get_cpu_capability()})" if dev=='cpu' else '') +
+        ", which makes every step many times slower than float32 (benchmarks/amp_speed.py measures it). Run this grid where "
+        f"{amp} is native (a CPU with AVX-512 BF16 or AMX, or a GPU). A float32 grid is another grid: leave out --amp and give it its own --name.")
 
 def make_run(args, res, seed, student, variant) -> Run:
     "The cached `Run` of one cell, sharing its pieces through the work folder."
@@ -294,6 +303,7 @@ def claimed(path):
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     args = parse(argv)
+    if args.amp and not (args.report or args.merge): check_native(args.amp)
     res = Results(args, argv)
     if args.merge:
         for fn in args.merge: res.merge(fn)
