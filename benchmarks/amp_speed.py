@@ -4,8 +4,8 @@ A 16-bit mode is only fast where the hardware computes it; elsewhere torch emula
 For each model and mode (float32, 'bf16', 'fp16'), in interleaved rounds so that other load hits them alike:
   train      one epoch of the training phase of a `Learner` under `to_amp` (forward, backward, SGD step)
   inference  forward passes over the same batches without gradients, under `autocasting` (as a soft-label cache is written)
-Figures are images per second, medians over rounds, and their ratios to float32. `amp_native` records whether torch
-reports each mode as native on this CPU (or GPU). Writes benchmarks/results/amp_speed.{json,md}.
+Figures are images per second, medians over rounds, and their ratios to float32. Everything runs on the CPU; `amp_native`
+records whether torch reports each mode as native there. Writes benchmarks/results/amp_speed.{json,md}.
 
     OMP_NUM_THREADS=1 python benchmarks/amp_speed.py
     OMP_NUM_THREADS=1 python benchmarks/amp_speed.py --models resnet56 --rounds 5
