@@ -223,7 +223,7 @@ def _verdicts(d, student, base) -> str:
 
 def _device(d, r): return r.get('device') or d['machine']['device'] # runs recorded before 'device' was: the file's machine
 
-def _machine_line(m): return f"{m['cpu']}, {m['cores']} cores, OMP_NUM_THREADS={m['OMP_NUM_THREADS']}, device {m['device']}; ihkd {m['ihkd']}, torch {m['torch']}, fastai {m['fastai']}"
+def _machine_line(m): return f"{m['cpu']}" + (f" ({m['cpu_isa']})" if m.get('cpu_isa') else '') + f", {m['cores']} cores, OMP_NUM_THREADS={m['OMP_NUM_THREADS']}, device {m['device']}; ihkd {m['ihkd']}, torch {m['torch']}, fastai {m['fastai']}"
 
 def _fmt(m, ci): return '' if m!=m else f"{m:+.2f}" + (f" ± {ci:.2f}" if ci==ci else '')
 
