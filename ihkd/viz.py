@@ -228,8 +228,11 @@ def cohort_explorer(
     img = W.Image(format='png')
     def pool(): return torch.arange(len(y)) if cls.value<0 else (y==cls.value).nonzero()[:,0]
     def redraw(_=None): img.value = _png(show(int(pool()[idx.value]), topk.value, temp.value))
-    def new_class(_):
-        idx.max = max(len(pool())-1, 0); idx.value = 0; redraw()
+    def new_class(_): # one figure for the new class: moving the image slider back must not draw the pictures on its way
+        idx.unobserve(redraw, 'value')
+        try: idx.max = max(len(pool())-1, 0); idx.value = 0
+        finally: idx.observe(redraw, 'value')
+        redraw()
     cls.observe(new_class, 'value')
     for w in (idx, temp, topk): w.observe(redraw, 'value')
     redraw()
