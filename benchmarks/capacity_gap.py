@@ -20,6 +20,12 @@ teacher/student parameter ratio, one line per method.
         --variants ce kd dih --epochs 1 --seeds 0 1 --out /tmp/cg --work /tmp/cg-work         # a smoke test
     python benchmarks/capacity_gap.py --report --epochs 50                                     # redraw capacity_gap_e50.md and .png from its JSON
 
+A seed's heads cache is most of its cells' cost. `--prepare` makes what the cells read (heads, assistant, soft-label
+caches) and trains no student, so one process can build it on every core before the cells train one thread each:
+
+    OMP_NUM_THREADS=2 python benchmarks/capacity_gap.py --epochs 50 --students resnet8_quarter --variants dih kd --seeds 1 --prepare
+    OMP_NUM_THREADS=1 python benchmarks/capacity_gap.py --epochs 50 --students resnet8_quarter --variants dih kd --seeds 1 &   # twice
+
 Another command with other students or variants, and the same grid otherwise (data, teacher, epochs, ...), extends the
 grid in the same results file: cross-architecture pairs and the other methods, for instance
 
@@ -35,6 +41,7 @@ from pathlib import Path
 import torch
 from ihkd.core import amp_native, atomic_save, config_diff, defaults, locked, versions, write_text
 from ihkd.models import cifar_resnet, model_names, register_model
+from ihkd.methods import get_method
 from ihkd.run import Run
 
 VARIANTS = { # name -> (method, Run options, label)
@@ -85,10 +92,12 @@ def parse(argv=None):
     a('--work', help="run folders and the shared teacher, heads, assistants and caches (default: runs/capacity-gap-e<epochs>)")
     a('--report', action='store_true', help="only redraw the table and the plot from the JSON")
     a('--merge', nargs='+', metavar='JSON', help="add the runs of these results files (the same grid, on other machines or for a subset of its students and variants)")
+    a('--prepare', action='store_true', help="make the heads, assistants and soft-label caches the cells read, and train no student")
     if {'--report', '--merge'} & set(argv if argv is not None else sys.argv[1:]):
         for act in p._actions:
             if act.dest=='epochs': act.required = False
     args = p.parse_args(argv)
+    if args.prepare and (args.report or args.merge): p.error("--prepare makes pieces for cells to train, and --report and --merge train nothing: give --prepare alone")
     if args.name is None:
         if args.epochs is None: p.error("name the grid whose results to read: --epochs E (its file is capacity_gap_eE.json) or --name")
         args.name = f'capacity_gap_e{args.epochs}'
@@ -182,6 +191,7 @@ def train(res, run, seed, student, variant):
     r = steps[f'student_{method}']
     res.add({'seed': seed, 'student': student, 'variant': variant, 'params': r['params'], 'valid_acc': r['valid_acc'], 'test_acc': r['test_acc'],
              'seconds': r['seconds'], 'wall_s': round(time.time()-t0, 1), 'valid_history': r['history'].get('accuracy'), 'device': versions()['device'],
+             'threads': torch.get_num_threads(),
              **({'same_as': r['same_as']} if 'same_as' in r else {}), # ResNet-20's KD student is the assistant (see Run.student)
              **({'assistant': {k: steps['assistant'][k] for k in ('model', 'valid_acc', 'test_acc')}} if 'assistant' in steps else {})},
             {k: steps['teacher'][k] for k in ('model', 'params', 'valid_acc', 'test_acc', 'shipped')})
@@ -195,6 +205,14 @@ def attempt(args, res, student, variant, seed, wait:bool) -> bool:
         if not wait and busy(run, VARIANTS[variant][0]): return False
         train(res, run, seed, student, variant)
         return True
+
+def prepare(args, res, student, variant, seed):
+    "Make the pieces the cell's student reads, shared with the other cells of its seed, unless the cell is done: heads, assistant, soft-label caches."
+    if res.done(seed=seed, student=student, variant=variant): return
+    run, m = make_run(args, res, seed, student, variant), get_method(VARIANTS[variant][0])
+    if 'heads' in m.needs: run.heads() # in the order `Run.student` makes them
+    if 'assistant' in m.needs: run.assistant()
+    run._caches(m) # the caches `Run.student` will open: built here, once per seed and teacher
 
 # ---- the report ----
 
@@ -309,6 +327,9 @@ def main(argv=None):
         for fn in args.merge: res.merge(fn)
     if args.report or args.merge:
         atomic_save(report(res.d), res.stem.with_suffix('.md'), save=write_text); draw(res.d, res.stem.with_suffix('.png')); return
+    if args.prepare:
+        for c in cells(args): prepare(args, res, *c)
+        return
     left = cells(args)
     while left: # a cell that would wait for a piece another process is making goes to the back; when every cell left would, wait for the first
         later = [c for c in left if not attempt(args, res, *c, wait=False)]
