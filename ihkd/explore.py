@@ -47,10 +47,21 @@ class RunView:
         self.students = {s.removeprefix('student_').upper(): self.run.student(s.removeprefix('student_')) for s in self.record['steps'] if s.startswith('student_')}
         self.logits,self.y = cohort_predictions(self.cohort, self.dl, self.students)
 
-    def table(self) -> Markdown: return Markdown(results_table(self.record))
-    def ladder(self): return plot_ladder(*record_accuracies(self.record), title='Test accuracy of the cohort and the students')
-    def explorer(self): return cohort_explorer(self.cohort, self.dl, self.students, T=self.T, static=False, predictions=(self.logits, self.y))
-    def agreement(self): return plot_agreement(self.logits, self.T)
+    def table(self) -> Markdown:
+        "The run's results table, as `ihkd run` prints it."
+        return Markdown(results_table(self.record))
+
+    def ladder(self):
+        "The recorded test accuracy of every member and student, in one figure."
+        return plot_ladder(*record_accuracies(self.record), title='Test accuracy of the cohort and the students')
+
+    def explorer(self):
+        "The interactive cohort explorer on the test images, reusing the predictions made at load."
+        return cohort_explorer(self.cohort, self.dl, self.students, T=self.T, static=False, predictions=(self.logits, self.y))
+
+    def agreement(self):
+        "Heatmaps of how often each pair predicts the same class on the test images, and of the KL divergence between their outputs softened at `T`."
+        return plot_agreement(self.logits, self.T)
 
 # %% ../nbs/16_explore.ipynb #2d7bf21c
 def _cell(kind, src, i): return {'cell_type': kind, 'id': f'c{i}', 'metadata': {}, 'source': src, **({'outputs': [], 'execution_count': None} if kind=='code' else {})}
