@@ -1,7 +1,10 @@
 # On a device machine (see scripts/device/carry.sh): grid cells in parallel on the GPU, with a smoke run and nbs/11_fp16 (its `#| cuda` cell) beside them.
 # Results, logs and the per-epoch progress land under $OUT. N processes, DEADLINE seconds; GRID overrides the cells.
+# Measured on an H100 (2026-11-27), ResNet-8 students of the float32 grid at batch 64: 12 s per epoch with 3 processes side by side
+# (GPU 84% busy), 36 s with 15; the three seeds' heads caches took about 7 min beside those 15. A 50-epoch cell thus needs 10 min or
+# more, so one session's 15 device minutes finish no cell of that grid: GPU time pays off for grids whose cells fit it.
 cd "$(dirname "$0")/../.." && R=$PWD
-export PYTHONPATH=$R/.gpu/site:$R PYTHONUNBUFFERED=1 MPLBACKEND=Agg OMP_NUM_THREADS=1
+export PYTHONPATH=$R/.gpu/site:$R PYTHONUNBUFFERED=1 MPLBACKEND=Agg OMP_NUM_THREADS=1 NVIDIA_TF32_OVERRIDE=0 # float32 grids in float32, not TF32
 PY=${PY:-python3}; N=${N:-18}; DEADLINE=${DEADLINE:-500}; W=${W:-/tmp/cgw}
 GRID=${GRID:---epochs 50 --students resnet8_quarter --variants ce kd dih dih_norm dih_cal}  # the float32 grid (capacity_gap_e50_fp32): merge with --merge
 mkdir -p /usr/share/datasets/fashion-mnist $W/shared $OUT/logs && cp -n .gpu/fmnist/* /usr/share/datasets/fashion-mnist/ && cp -n .gpu/shared/* $W/shared/
