@@ -281,25 +281,35 @@ def report(d) -> str:
               f"Started {d['started']}, last update {d.get('updated', '-')}.", "", "Commands:", "", *[f"    {x}" for x in d['commands']], ""]
     return '\n'.join(lines)
 
-def draw(d, fn):
-    "Gain over CE and over KD (test, paired, 95% intervals) against the teacher/student parameter ratio, one line per variant."
-    import matplotlib; matplotlib.use('Agg')
+def gain_figure(d):
+    "Gain over CE and over KD (test, paired, 95% intervals) against the teacher/student parameter ratio: one line per variant, in one colour on both panels."
     import matplotlib.pyplot as plt
     c, t = d['config'], d['teacher']
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), sharey=True)
     params = {r['student']: r['params'] for r in d['runs']}
+    ratios = sorted(t['params']/params[s] for s in c['students'] if s in params)
+    n = len(c['variants'])
     for ax, base in zip(axes, ('ce', 'kd')):
-        for v in c['variants']:
+        for i,v in enumerate(c['variants']):
             if v==base: continue
             pts = [(t['params']/params[s], *mean_ci(paired(d, s, v, base, 'test_acc'))) for s in c['students'] if s in params]
             pts = sorted(p for p in pts if p[1]==p[1])
-            if pts: ax.errorbar([p[0] for p in pts], [p[1] for p in pts], yerr=[0 if p[2]!=p[2] else p[2] for p in pts], marker='o', capsize=3, label=VARIANTS[v][2])
-        ratios = sorted(t['params']/params[s] for s in c['students'] if s in params)
+            dodge = 1.025**(i-(n-1)/2) # side by side at each ratio (the axis is logarithmic), so that intervals do not hide each other
+            if pts: ax.errorbar([p[0]*dodge for p in pts], [p[1] for p in pts], yerr=[0 if p[2]!=p[2] else p[2] for p in pts], marker='o', capsize=3,
+                                color=f'C{i}', label=VARIANTS[v][2])
         ax.axhline(0, color='k', lw=0.8); ax.set_xscale('log'); ax.grid(alpha=0.3)
         ax.set_xticks(ratios, [f'{r:.1f}' for r in ratios]); ax.minorticks_off()
+        if ratios: ax.set_xlim(ratios[0]/1.25, ratios[-1]*1.25) # room for the side-by-side points
         ax.set_xlabel(f"teacher ({t['model']}) / student parameters"); ax.set_title(f"test accuracy gain over {base.upper()} (points)")
-    if axes[0].get_legend_handles_labels()[0]: axes[0].legend(fontsize=7)
+        if ax.get_legend_handles_labels()[0]: ax.legend(fontsize=7)
     fig.tight_layout()
+    return fig
+
+def draw(d, fn):
+    "Save `gain_figure(d)` as the PNG `fn`, atomically."
+    import matplotlib; matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig = gain_figure(d)
     atomic_save(fig, fn, save=lambda f, path: f.savefig(path, dpi=80, format='png'))
     plt.close(fig)
 
