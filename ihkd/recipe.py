@@ -26,6 +26,7 @@ from fastai.callback.progress import CSVLogger
 
 from .core import CheckpointError, atomic_save, check_amp, defaults, load_file, n_params
 from .fp16 import AnyDeviceMixedPrecision
+from .channels_last import CheckedChannelsLast
 from .distributed import gather_launched, launched, launched_ddp
 from .heads import HEAD_KINDS, HeadedModel
 from .callbacks import CohortDistill, heads_learner
@@ -162,17 +163,20 @@ def _evaluate(learn, dl, quiet):
         with learn.no_bar(): return learn.validate(dl=dl)
     return learn.validate(dl=dl)
 
-def _with_amp(learn, amp):
-    "`learn`, in mixed-precision mode `amp` where one is given (see `check_amp`)."
+def _tuned(learn, amp=None, channels_last=False):
+    "`learn` in mixed-precision mode `amp` where one is given (see `check_amp`), and in the channels-last memory format if asked (`CheckedChannelsLast`)."
+    if channels_last: learn.add_cb(CheckedChannelsLast())
     return learn.add_cb(AnyDeviceMixedPrecision(amp)) if check_amp(amp) else learn
 
-def _learner(dls, model, path, amp=None, **kwargs):
+def _learner(dls, model, path, amp=None, channels_last=False, **kwargs):
     "A `Learner` with the reference optimizer (`reference_opt`, which says what fastai's `wd_bn_bias=False` leaves undecayed), accuracy and scratch files in `path`/tmp."
-    return _with_amp(Learner(dls, model, opt_func=reference_opt(), metrics=accuracy, path=path, model_dir='tmp', **kwargs), amp)
+    return _tuned(Learner(dls, model, opt_func=reference_opt(), metrics=accuracy, path=path, model_dir='tmp', **kwargs), amp, channels_last)
+
+def _layout(learn): return {'channels_last': True} if hasattr(learn, 'channels_last') else {} # in the record where it was asked for
 
 def _model_record(learn, name, fitted, quiet):
     return {'model': name, 'params': n_params(learn.model), 'valid_acc': round(_evaluate(learn, learn.dls.valid, quiet)[1], 4),
-            'test_acc': round(_evaluate(learn, learn.dls.test, quiet)[1], 4), **fitted}
+            'test_acc': round(_evaluate(learn, learn.dls.test, quiet)[1], 4), **fitted, **_layout(learn)}
 
 def _name(model): return model if isinstance(model, str) else type(model).__name__
 
@@ -185,11 +189,12 @@ def train_teacher(
     path='.', # folder for fastai's scratch files
     quiet:bool=False, # no progress bars or logs
     amp:str|None=None, # mixed precision, 'bf16' or 'fp16' (see `Learner.to_amp`); None: float32
+    channels_last:bool=False, # train in the channels-last memory format (`CheckedChannelsLast`): faster on many CPUs and GPUs, the same training rounded differently
     log:str|None=None, # a CSV file, relative to `path`, that gets each epoch's losses and metrics (see `EpochLog`)
     tensorboard:str|None=None, # a folder, relative to `path`, for TensorBoard logs of the fit (see `step_tensorboard`; needs `pip install tensorboard`)
 ) -> tuple:
     "Train a teacher with cross-entropy and the reference recipe; return the `Learner` and its record."
-    learn = _learner(dls, make_model(model, dls), path, amp)
+    learn = _learner(dls, make_model(model, dls), path, amp, channels_last)
     return learn, _model_record(learn, _name(model), _fit(learn, epochs, lr, 'accuracy', quiet, 'teacher', log, tensorboard), quiet)
 
 # %% ../nbs/06_recipe.ipynb #903eee28
@@ -200,17 +205,18 @@ def train_heads(
     layers:list|None=None, # layer names (default: the model's stages)
     path='.', quiet:bool=False,
     amp:str|None=None, # mixed precision, 'bf16' or 'fp16' (see `Learner.to_amp`); None: float32
+    channels_last:bool=False, # train in the channels-last memory format (`CheckedChannelsLast`): faster on many CPUs and GPUs, the same training rounded differently
     log:str|None=None, # a CSV file, relative to `path`, that gets each epoch's losses and metrics (see `EpochLog`)
     tensorboard:str|None=None, # a folder, relative to `path`, for TensorBoard logs of the fit (see `step_tensorboard`; needs `pip install tensorboard`)
 ) -> tuple:
     "Train heads on the frozen `teacher`; return the `Learner` (its model the `HeadedModel`) and a record."
     if head not in HEAD_KINDS: raise ValueError(f"Unknown head kind {head!r}: use one of {', '.join(HEAD_KINDS)}.")
     hm = teacher if isinstance(teacher, HeadedModel) else HeadedModel(teacher, layers, HEAD_KINDS[head], x=dls.valid.one_batch()[0][:2])
-    learn = _with_amp(heads_learner(dls, hm, opt_func=reference_opt(), path=path, model_dir='tmp'), amp)
+    learn = _tuned(heads_learner(dls, hm, opt_func=reference_opt(), path=path, model_dir='tmp'), amp, channels_last)
     fitted = _fit(learn, epochs, lr, 'valid_loss', quiet, 'heads', log, tensorboard)
     accs = _evaluate(learn, dls.test, quiet)[1:]
     return learn, {'head': head, 'lr': lr, 'test_acc': {n: round(a, 4) for n,a in zip(hm.names, accs)},
-                   'params': {n: n_params(hm.head(n)) for n in hm.layers}, **fitted}
+                   'params': {n: n_params(hm.head(n)) for n in hm.layers}, **fitted, **_layout(learn)}
 
 # %% ../nbs/06_recipe.ipynb #083f1dcf
 def train_student(
@@ -219,11 +225,12 @@ def train_student(
     cbs:list|None=None, # the callbacks that teach it (a `CohortDistill`, say); none: plain cross-entropy
     epochs:int=defaults.student_epochs, lr:float=defaults.lr, path='.', quiet:bool=False,
     amp:str|None=None, # mixed precision, 'bf16' or 'fp16' (see `Learner.to_amp`); None: float32
+    channels_last:bool=False, # train in the channels-last memory format (`CheckedChannelsLast`): faster on many CPUs and GPUs, the same training rounded differently
     log:str|None=None, # a CSV file, relative to `path`, that gets each epoch's losses and metrics (see `EpochLog`)
     tensorboard:str|None=None, # a folder, relative to `path`, for TensorBoard logs of the fit (see `step_tensorboard`; needs `pip install tensorboard`)
 ) -> tuple:
     "Train `student` with the reference recipe and the teaching callbacks `cbs`; return the `Learner` and its record."
-    learn = _learner(dls, make_model(student, dls), path, amp, cbs=L(cbs))
+    learn = _learner(dls, make_model(student, dls), path, amp, channels_last, cbs=L(cbs))
     return learn, _model_record(learn, _name(student), _fit(learn, epochs, lr, 'accuracy', quiet, 'student', log, tensorboard), quiet)
 
 # %% ../nbs/06_recipe.ipynb #8a4aefc8

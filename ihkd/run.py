@@ -30,7 +30,7 @@ __all__ = ['DEFAULT_METHODS', 'RECORD_FORMAT', 'SHARED_STEPS', 'Run', 'results_t
 
 # %% ../nbs/08_run.ipynb #056fc2d8
 DEFAULT_METHODS = ('ce', 'kd', 'dih') # what `ihkd run` trains unless told otherwise: the baselines need an extra assistant
-_WHERE = ('out', 'work', 'quiet', 'tensorboard', 'force') # where and how a run goes, not what it computes: not part of its config
+_WHERE = ('out', 'work', 'quiet', 'tensorboard', 'channels_last', 'force') # where and how a run goes, not what it computes: not part of its config
 RECORD_FORMAT = 1 # the layout of record.json: format, config, versions, started, steps (a trained step with its checkpoint's sha256)
 
 _TEACHER = ('data', 'data_path', 'n_train', 'split_seed', 'bs', 'amp', 'teacher', 'train_teacher', 'teacher_epochs', 'teacher_lr', 'teacher_seed')
@@ -71,6 +71,7 @@ class Run:
         drop:float=defaults.drop, # dgkd: chance that the teacher or the assistant sits out a batch
         cache:bool=False, # students and the assistant replay their crops and read their teachers' logits from soft-label caches built once (fitnets, at, crd and mhkd run their teacher: they read its insides)
         amp:str|None=None, # mixed precision of every step, 'bf16' or 'fp16' (see `Learner.to_amp`): bf16 about halves the time on a CPU with bfloat16 arithmetic, and is many times slower where it is emulated (see `amp_native`)
+        channels_last:bool=False, # train every step in the channels-last memory format (see `CheckedChannelsLast`): faster on many CPUs and GPUs, the same training rounded differently, so not part of the config
         work:str|None=None, # a folder shared by runs, holding teachers, heads and assistants any of them can reuse
         quiet:bool=False, # no progress bars or training logs
         tensorboard:bool=False, # also log each step's losses and metrics for TensorBoard, in OUT/tensorboard/STEP (needs `pip install tensorboard`)
@@ -90,7 +91,7 @@ class Run:
             raise ValueError(f"{' and '.join(given)} cannot be used on several processes yet: leave {'them' if len(given)>1 else 'it'} out "
                              "under torchrun or accelerate launch, or run one process.")
         join_launched() # under torchrun: the process group, before anything trains or is measured
-        self.out,self.work,self.quiet,self.tensorboard = Path(out),work and Path(work),quiet,tensorboard
+        self.out,self.work,self.quiet,self.tensorboard,self.channels_last = Path(out),work and Path(work),quiet,tensorboard,channels_last
         for d in (self.out, self.work): self._prepare(d)
         self.record = self._open_record(force)
 
@@ -240,7 +241,7 @@ def teacher(self:Run) -> nn.Module:
     "The trained teacher: loaded from `teacher.pth` if that step is done, else taken from `work` or trained, and saved."
     c = self.config
     def train(dls):
-        if not self.shipped: return train_teacher(c['teacher'], dls, epochs=c['teacher_epochs'], lr=c['teacher_lr'], path=self.out, quiet=self.quiet, amp=c['amp'], **self._logs('teacher'))
+        if not self.shipped: return train_teacher(c['teacher'], dls, epochs=c['teacher_epochs'], lr=c['teacher_lr'], path=self.out, quiet=self.quiet, amp=c['amp'], channels_last=self.channels_last, **self._logs('teacher'))
         card = teacher_card(c['data'], c['teacher'])
         if not self.quiet: print(f"   the shipped {card['name']} (add --train_teacher to train one)")
         learn, rec = measure_model(pretrained_teacher(c['data'], c['teacher']), dls, path=self.out, quiet=self.quiet, amp=c['amp'])
@@ -253,7 +254,7 @@ def heads(self:Run) -> HeadedModel:
     c, teacher = self.config, self.teacher()
     def build(): return HeadedModel(teacher, head=HEAD_KINDS[c['head']], x=self._data().valid.one_batch()[0][:2])
     def train(dls):
-        learn, rec = train_heads(teacher, dls, epochs=c['head_epochs'], lr=c['head_lr'], head=c['head'], path=self.out, quiet=self.quiet, amp=c['amp'], **self._logs('heads'))
+        learn, rec = train_heads(teacher, dls, epochs=c['head_epochs'], lr=c['head_lr'], head=c['head'], path=self.out, quiet=self.quiet, amp=c['amp'], channels_last=self.channels_last, **self._logs('heads'))
         return learn, {**rec, 'T': c['T'], 'members': member_stats(learn.model, dls.valid, T=c['T'])} # how soft each member teaches
     return self._step('heads', save=save_heads, load=lambda f: load_heads(build(), f), train=train)
 
@@ -269,7 +270,7 @@ def assistant(self:Run) -> nn.Module:
 @patch
 def _student_options(self:Run):
     c = self.config
-    return dict(epochs=c['student_epochs'], lr=c['lr'], alpha=c['alpha'], T=c['T'], mode=c['mode'], drop=c['drop'], path=self.out, quiet=self.quiet, amp=c['amp'])
+    return dict(epochs=c['student_epochs'], lr=c['lr'], alpha=c['alpha'], T=c['T'], mode=c['mode'], drop=c['drop'], path=self.out, quiet=self.quiet, amp=c['amp'], channels_last=self.channels_last)
 
 @patch
 def student(self:Run, method:str) -> nn.Module:
