@@ -87,6 +87,8 @@ def parse(argv=None):
     a('--split_seed', type=int, default=42, help="must be the shipped teacher's")
     a('--bs', type=int, default=64); a('--lr', type=float, default=0.1); a('--T', type=float, default=5.); a('--alpha', type=float, default=0.1)
     a('--amp', choices=['bf16', 'fp16'], help="mixed precision of every step (see ihkd.run.Run); default: float32")
+    a('--channels_last', action='store_true', help="train every step in the channels-last memory format (see ihkd.channels_last): faster on many CPUs, the same training rounded differently; "
+      "each cell's record says which it used, and the report names the students whose cells used it")
     a('--seeds', type=int, nargs='+', default=[0, 1, 2])
     a('--out', default=str(Path(__file__).parent/'results')); a('--name', help="the results files' stem (default: capacity_gap_e<epochs>, one grid per number of epochs)")
     a('--work', help="run folders and the shared teacher, heads, assistants and caches (default: runs/capacity-gap-e<epochs>)")
@@ -169,7 +171,7 @@ def make_run(args, res, seed, student, variant) -> Run:
     run = Run(Path(args.work)/'runs'/f's{seed}'/f'{student}-{variant}', data=c['data'], n_train=c['n_train'], teacher=c['teacher'],
               student=student, assistant=c['assistant'], methods=[method], head_epochs=c['head_epochs'], student_epochs=c['epochs'],
               lr=c['lr'], bs=c['bs'], seed=seed, split_seed=c['split_seed'], T=c['T'], alpha=c['alpha'], cache=True, amp=c['amp'],
-              work=Path(args.work)/'shared', quiet=True, **{'head_lr': c['head_lr'], **options})
+              channels_last=args.channels_last, work=Path(args.work)/'shared', quiet=True, **{'head_lr': c['head_lr'], **options})
     if not run.shipped: sys.exit(f"No trained {c['teacher']} ships for {c['data']}: this benchmark distils from shipped teachers (see ihkd.pretrained).")
     return run
 
@@ -191,7 +193,7 @@ def train(res, run, seed, student, variant):
     r = steps[f'student_{method}']
     res.add({'seed': seed, 'student': student, 'variant': variant, 'params': r['params'], 'valid_acc': r['valid_acc'], 'test_acc': r['test_acc'],
              'seconds': r['seconds'], 'wall_s': round(time.time()-t0, 1), 'valid_history': r['history'].get('accuracy'), 'device': versions()['device'],
-             'threads': torch.get_num_threads(),
+             'threads': torch.get_num_threads(), **({'channels_last': True} if r.get('channels_last') else {}),
              **({'same_as': r['same_as']} if 'same_as' in r else {}), # ResNet-20's KD student is the assistant (see Run.student)
              **({'assistant': {k: steps['assistant'][k] for k in ('model', 'valid_acc', 'test_acc')}} if 'assistant' in steps else {})},
             {k: steps['teacher'][k] for k in ('model', 'params', 'valid_acc', 'test_acc', 'shipped')})
@@ -274,6 +276,8 @@ def report(d) -> str:
                          + (f" ± {statistics.stdev(te):.2f}" if len(te)>1 else '') + " | "
                          + ' | '.join(_fmt(*mean_ci(paired(d, s, v, b, split))) if v!=b else '' for split in ('test_acc', 'valid_acc') for b in ('ce', 'kd')) + " |")
         lines += ["", f"On test accuracy (95% interval above 0, around it, or below), against CE: {_verdicts(d, s, 'ce')}. Against KD: {_verdicts(d, s, 'kd')}.", ""]
+        if last := [r for r in rs if r.get('channels_last')]: # the same training in another memory format, rounded differently: say which cells
+            lines += ["Trained in the channels-last memory format: " + ('every cell' if len(last)==len(rs) else ', '.join(f"{r['variant']} s{r['seed']}" for r in last)) + ".", ""]
         if len(devs := {_device(d, r) for r in rs})>1: # say which cells ran where: their differences mix machines
             lines += ["Trained on: " + '; '.join(f"{dev}: " + ', '.join(f"{r['variant']} s{r['seed']}" for r in rs if _device(d, r)==dev) for dev in sorted(devs)) + ".", ""]
     others = {json.dumps(r['machine'], sort_keys=True) for r in d['runs'] if 'machine' in r}
