@@ -239,7 +239,7 @@ def _verdicts(d, student, base) -> str:
     by = {}
     for v in d['config']['variants']:
         if v!=base and (w := verdict(d, student, v, base)): by.setdefault(w, []).append(VARIANTS[v][2])
-    return '; '.join(f"{w}s: {', '.join(by[w])}" for w in ('win', 'tie', 'loss') if w in by) or 'none yet (under two paired seeds)'
+    return '; '.join(f"{plural}: {', '.join(by[w])}" for w,plural in (('win', 'wins'), ('tie', 'ties'), ('loss', 'losses')) if w in by) or 'none yet (under two paired seeds)'
 
 def _device(d, r): return r.get('device') or d['machine']['device'] # runs recorded before 'device' was: the file's machine
 
