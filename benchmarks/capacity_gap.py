@@ -229,16 +229,16 @@ def mean_ci(v):
     m = statistics.mean(v)
     return m, (T95.get(len(v), 1.96)*statistics.stdev(v)/math.sqrt(len(v)) if len(v)>1 else float('nan'))
 
-def verdict(d, student, variant, base) -> str|None:
-    "'win', 'tie' or 'loss' of `variant` against `base` on test accuracy: its 95% interval wholly above 0, around 0, or below; None under two seeds."
-    m, ci = mean_ci(paired(d, student, variant, base, 'test_acc'))
+def verdict(d, student, variant, base, split='test_acc') -> str|None:
+    "'win', 'tie' or 'loss' of `variant` against `base` on `split` ('test_acc' or 'valid_acc'): its 95% interval wholly above 0, around 0, or below; None under two seeds."
+    m, ci = mean_ci(paired(d, student, variant, base, split))
     if ci!=ci: return None
     return 'win' if m-ci>0 else 'loss' if m+ci<0 else 'tie'
 
-def _verdicts(d, student, base) -> str:
+def _verdicts(d, student, base, split='test_acc') -> str:
     by = {}
     for v in d['config']['variants']:
-        if v!=base and (w := verdict(d, student, v, base)): by.setdefault(w, []).append(VARIANTS[v][2])
+        if v!=base and (w := verdict(d, student, v, base, split)): by.setdefault(w, []).append(VARIANTS[v][2])
     return '; '.join(f"{plural}: {', '.join(by[w])}" for w,plural in (('win', 'wins'), ('tie', 'ties'), ('loss', 'losses')) if w in by) or 'none yet (under two paired seeds)'
 
 def _device(d, r): return r.get('device') or d['machine']['device'] # runs recorded before 'device' was: the file's machine
@@ -275,11 +275,13 @@ def report(d) -> str:
             lines.append(f"| {VARIANTS[v][2]} | {len(vr)} | {statistics.mean(100*r['valid_acc'] for r in vr):.2f} | {statistics.mean(te):.2f}"
                          + (f" ± {statistics.stdev(te):.2f}" if len(te)>1 else '') + " | "
                          + ' | '.join(_fmt(*mean_ci(paired(d, s, v, b, split))) if v!=b else '' for split in ('test_acc', 'valid_acc') for b in ('ce', 'kd')) + " |")
-        lines += ["", f"On test accuracy (95% interval above 0, around it, or below), against CE: {_verdicts(d, s, 'ce')}. Against KD: {_verdicts(d, s, 'kd')}.", ""]
+        lines += ["", f"On test accuracy (95% interval above 0, around it, or below), against CE: {_verdicts(d, s, 'ce')}. Against KD: {_verdicts(d, s, 'kd')}.", "",
+                  f"On validation accuracy, against CE: {_verdicts(d, s, 'ce', 'valid_acc')}. Against KD: {_verdicts(d, s, 'kd', 'valid_acc')}.", ""]
         if last := [r for r in rs if r.get('channels_last')]: # the same training in another memory format, rounded differently: say which cells
             lines += ["Trained in the channels-last memory format: " + ('every cell' if len(last)==len(rs) else ', '.join(f"{r['variant']} s{r['seed']}" for r in last)) + ".", ""]
         if len(devs := {_device(d, r) for r in rs})>1: # say which cells ran where: their differences mix machines
             lines += ["Trained on: " + '; '.join(f"{dev}: " + ', '.join(f"{r['variant']} s{r['seed']}" for r in rs if _device(d, r)==dev) for dev in sorted(devs)) + ".", ""]
+        elif devs!={d['machine']['device']}: lines += [f"Trained on: {devs.pop()}, every cell (merged).", ""] # a whole student from another machine
     others = {json.dumps(r['machine'], sort_keys=True) for r in d['runs'] if 'machine' in r}
     lines += [f"Machine: {_machine_line(d['machine'])}."] + [f"Merged runs' machine: {_machine_line(json.loads(m))}." for m in sorted(others)] + [
               f"Started {d['started']}, last update {d.get('updated', '-')}.", "", "Commands:", "", *[f"    {x}" for x in d['commands']], ""]
@@ -336,6 +338,7 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     args = parse(argv)
     if args.amp and not (args.report or args.merge): check_native(args.amp)
+    if not args.amp: torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False # a float32 grid computes in float32 on a GPU too, not TF32
     res = Results(args, argv)
     if args.merge:
         for fn in args.merge: res.merge(fn)

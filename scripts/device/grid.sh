@@ -1,13 +1,16 @@
 # On a device machine (see scripts/device/carry.sh): grid cells in parallel on the GPU, with a smoke run and nbs/11_fp16 (its `#| cuda` cell) beside them.
 # Results, logs and the per-epoch progress land under $OUT. N processes, DEADLINE seconds; GRID overrides the cells.
 # Measured on an H100 (2026-11-27), ResNet-8 students of the float32 grid at batch 64: 12 s per epoch with 3 processes side by side
-# (GPU 84% busy), 36 s with 15; the three seeds' heads caches took about 7 min beside those 15. A 50-epoch cell thus needs 10 min or
-# more, so one session's 15 device minutes finish no cell of that grid: GPU time pays off for grids whose cells fit it.
+# (GPU 84% busy), 21-22 s with 8 (CE, 2 epochs, a later probe), 36 s with 15; the three seeds' heads caches took about 7 min beside those 15.
+# A 50-epoch cell thus needs 10 min or more, so one session's 15 device minutes finish no cell of that grid: GPU time pays off for grids
+# whose cells fit it. Those processes took turns on the GPU; MPS=1 starts NVIDIA's Multi-Process Service, which runs their small kernels
+# side by side. It started on an H100 and served a CUDA op there (2026-11-27); what it does to the grid's speed is not measured yet.
 cd "$(dirname "$0")/../.." && R=$PWD
 export PYTHONPATH=$R/.gpu/site:$R PYTHONUNBUFFERED=1 MPLBACKEND=Agg OMP_NUM_THREADS=1 NVIDIA_TF32_OVERRIDE=0 # float32 grids in float32, not TF32
 PY=${PY:-python3}; N=${N:-18}; DEADLINE=${DEADLINE:-500}; W=${W:-/tmp/cgw}
 GRID=${GRID:---epochs 50 --students resnet8_quarter --variants ce kd dih dih_norm dih_cal}  # the float32 grid (capacity_gap_e50_fp32): merge with --merge
 mkdir -p /usr/share/datasets/fashion-mnist $W/shared $OUT/logs && cp -n .gpu/fmnist/* /usr/share/datasets/fashion-mnist/ && cp -n .gpu/shared/* $W/shared/
+if [ "${MPS:-0}" = 1 ]; then export CUDA_MPS_PIPE_DIRECTORY=/tmp/mps CUDA_MPS_LOG_DIRECTORY=/tmp/mps-log; mkdir -p /tmp/mps /tmp/mps-log; nvidia-cuda-mps-control -d || exit 1; fi
 nvidia-smi -L; $PY -c "import torch, fastai, ihkd; print(torch.__version__, fastai.__version__, ihkd.__version__, torch.cuda.is_available())" || exit 1
 t0=$(date +%s)
 $PY benchmarks/capacity_gap.py --data embedded --n_train 1000 --teacher resnet20 --students resnet8_quarter --variants ce kd dih dih_cal --epochs 1 --seeds 0 \
@@ -24,3 +27,4 @@ while [ $(( $(date +%s)-t0 )) -lt $DEADLINE ]; do
 done
 kill $pids 2>/dev/null; progress > $OUT/progress.txt; cat $OUT/progress.txt; tail -3 $OUT/fp16.log
 rm -f $OUT/.capacity_gap_gpu.lock; cd $OUT/logs && tail -n 40 p*.log > ../grid.log && cd .. && rm -rf logs; ls -la $OUT
+if [ "${MPS:-0}" = 1 ]; then echo quit | nvidia-cuda-mps-control; fi
