@@ -193,7 +193,7 @@ def train(res, run, seed, student, variant):
     r = steps[f'student_{method}']
     res.add({'seed': seed, 'student': student, 'variant': variant, 'params': r['params'], 'valid_acc': r['valid_acc'], 'test_acc': r['test_acc'],
              'seconds': r['seconds'], 'wall_s': round(time.time()-t0, 1), 'valid_history': r['history'].get('accuracy'), 'device': versions()['device'],
-             'threads': torch.get_num_threads(), **({'channels_last': True} if r.get('channels_last') else {}),
+             **({'cpu_isa': versions()['cpu_isa']} if versions()['device']=='cpu' else {}), 'threads': torch.get_num_threads(), **({'channels_last': True} if r.get('channels_last') else {}),
              **({'same_as': r['same_as']} if 'same_as' in r else {}), # ResNet-20's KD student is the assistant (see Run.student)
              **({'assistant': {k: steps['assistant'][k] for k in ('model', 'valid_acc', 'test_acc')}} if 'assistant' in steps else {})},
             {k: steps['teacher'][k] for k in ('model', 'params', 'valid_acc', 'test_acc', 'shipped')})
@@ -241,7 +241,11 @@ def _verdicts(d, student, base, split='test_acc') -> str:
         if v!=base and (w := verdict(d, student, v, base, split)): by.setdefault(w, []).append(VARIANTS[v][2])
     return '; '.join(f"{plural}: {', '.join(by[w])}" for w,plural in (('win', 'wins'), ('tie', 'ties'), ('loss', 'losses')) if w in by) or 'none yet (under two paired seeds)'
 
-def _device(d, r): return r.get('device') or d['machine']['device'] # runs recorded before 'device' was: the file's machine
+def _device(d, r) -> str:
+    "Where run `r` trained: its device, a CPU with its instruction set (CPUs of different sets round differently); runs that predate either field: their machine's."
+    m = r.get('machine', d['machine'])
+    dev, isa = r.get('device') or m['device'], r.get('cpu_isa') or m.get('cpu_isa')
+    return f"cpu ({isa})" if dev=='cpu' and isa else dev
 
 def _machine_line(m): return f"{m['cpu']}" + (f" ({m['cpu_isa']})" if m.get('cpu_isa') else '') + f", {m['cores']} cores, OMP_NUM_THREADS={m['OMP_NUM_THREADS']}, device {m['device']}; ihkd {m['ihkd']}, torch {m['torch']}, fastai {m['fastai']}"
 
@@ -281,7 +285,8 @@ def report(d) -> str:
             lines += ["Trained in the channels-last memory format: " + ('every cell' if len(last)==len(rs) else ', '.join(f"{r['variant']} s{r['seed']}" for r in last)) + ".", ""]
         if len(devs := {_device(d, r) for r in rs})>1: # say which cells ran where: their differences mix machines
             lines += ["Trained on: " + '; '.join(f"{dev}: " + ', '.join(f"{r['variant']} s{r['seed']}" for r in rs if _device(d, r)==dev) for dev in sorted(devs)) + ".", ""]
-        elif devs!={d['machine']['device']}: lines += [f"Trained on: {devs.pop()}, every cell (merged).", ""] # a whole student from another machine
+        elif devs!={_device(d, {})}: # a whole student from another machine
+            lines += [f"Trained on: {devs.pop()}, every cell" + (" (merged)" if all('machine' in r for r in rs) else '') + ".", ""]
     others = {json.dumps(r['machine'], sort_keys=True) for r in d['runs'] if 'machine' in r}
     lines += [f"Machine: {_machine_line(d['machine'])}."] + [f"Merged runs' machine: {_machine_line(json.loads(m))}." for m in sorted(others)] + [
               f"Started {d['started']}, last update {d.get('updated', '-')}.", "", "Commands:", "", *[f"    {x}" for x in d['commands']], ""]
