@@ -195,9 +195,14 @@ def train(res, run, seed, student, variant):
              'seconds': r['seconds'], 'wall_s': round(time.time()-t0, 1), 'valid_history': r['history'].get('accuracy'), 'device': versions()['device'],
              **({'cpu_isa': versions()['cpu_isa']} if versions()['device']=='cpu' else {}), 'threads': torch.get_num_threads(), **({'channels_last': True} if r.get('channels_last') else {}),
              **({'same_as': r['same_as']} if 'same_as' in r else {}), # ResNet-20's KD student is the assistant (see Run.student)
-             **({'assistant': {k: steps['assistant'][k] for k in ('model', 'valid_acc', 'test_acc')}} if 'assistant' in steps else {})},
+             **({'assistant': {k: steps['assistant'][k] for k in ('model', 'valid_acc', 'test_acc')}} if 'assistant' in steps else {}),
+             **({'heads': _heads_record(steps['heads'])} if 'heads' in steps else {})},
             {k: steps['teacher'][k] for k in ('model', 'params', 'valid_acc', 'test_acc', 'shipped')})
     print(f"seed {seed} {student:>15} {variant:>10}: valid {r['valid_acc']:.4f} test {r['test_acc']:.4f} ({r['seconds']} s)", flush=True)
+
+def _heads_record(step) -> dict:
+    "Which heads taught a cell: their file's sha256 and each member's validation accuracy (rebuilt elsewhere, a seed's heads round differently)."
+    return {'sha256': step['sha256'], 'valid_acc': {m['name']: m['accuracy'] for m in step['members']}}
 
 def attempt(args, res, student, variant, seed, wait:bool) -> bool:
     "Train a cell unless it is done or another process trains it; without `wait`, leave it (False) while a piece it needs is made elsewhere."
@@ -249,6 +254,19 @@ def _device(d, r) -> str:
 
 def _machine_line(m): return f"{m['cpu']}" + (f" ({m['cpu_isa']})" if m.get('cpu_isa') else '') + f", {m['cores']} cores, OMP_NUM_THREADS={m['OMP_NUM_THREADS']}, device {m['device']}; ihkd {m['ihkd']}, torch {m['torch']}, fastai {m['fastai']}"
 
+def _heads_lines(d) -> list:
+    "The heads that taught each seed's cells, with the cells of each set where a seed had more than one, and how many cells predate the record."
+    sets = {} # seed -> sha256 -> (record, cells)
+    for r in d['runs']:
+        if 'heads' in r: sets.setdefault(r['seed'], {}).setdefault(r['heads']['sha256'], (r['heads'], []))[1].append(f"{r['student']} {r['variant']}")
+    def one(h, cells, several): return (', '.join(f"{n} {100*a:.2f}%" for n,a in h['valid_acc'].items()) + f" ({h['sha256'][:12]}"
+                                        + (f": {', '.join(cells)}" if several else '') + ")")
+    lines = [f"The heads (validation accuracy of each member; sha256 of their file), by seed: " + '; '.join(
+             f"{s}: " + ' and '.join(one(h, cells, len(by)>1) for h,cells in by.values()) for s,by in sorted(sets.items())) + ".", ""] if sets else []
+    if old := sum('heads' not in r and 'heads' in get_method(VARIANTS[r['variant']][0]).needs for r in d['runs']):
+        lines += [f"{old} earlier cells that read heads do not record which.", ""]
+    return lines
+
 def _fmt(m, ci): return '' if m!=m else f"{m:+.2f}" + (f" ± {ci:.2f}" if ci==ci else '')
 
 def report(d) -> str:
@@ -264,6 +282,7 @@ def report(d) -> str:
     if assistants := {r['seed']: r['assistant'] for r in d['runs'] if 'assistant' in r}: # the same assistant teaches every student of a seed
         lines += [f"The assistants (KD from the teacher), by seed: " + '; '.join(f"{s}: {a['model']}, valid {100*a['valid_acc']:.2f}%, test "
                   f"{100*a['test_acc']:.2f}%" for s,a in sorted(assistants.items())) + ".", ""]
+    lines += _heads_lines(d)
     for s in c['students']:
         rs = [r for r in d['runs'] if r['student']==s]
         if not rs: continue
