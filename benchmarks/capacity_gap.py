@@ -190,10 +190,10 @@ def train(res, run, seed, student, variant):
     "Train the cell's `run` and add its student to the results."
     method = VARIANTS[variant][0]
     t0, steps = time.time(), run.run()['steps']
-    r = steps[f'student_{method}']
+    r, v = steps[f'student_{method}'], versions()
     res.add({'seed': seed, 'student': student, 'variant': variant, 'params': r['params'], 'valid_acc': r['valid_acc'], 'test_acc': r['test_acc'],
-             'seconds': r['seconds'], 'wall_s': round(time.time()-t0, 1), 'valid_history': r['history'].get('accuracy'), 'device': versions()['device'],
-             **({'cpu_isa': versions()['cpu_isa']} if versions()['device']=='cpu' else {}), 'threads': torch.get_num_threads(), **({'channels_last': True} if r.get('channels_last') else {}),
+             'seconds': r['seconds'], 'wall_s': round(time.time()-t0, 1), 'valid_history': r['history'].get('accuracy'), 'device': v['device'],
+             **({'cpu_isa': v['cpu_isa']} if v['device']=='cpu' else {}), 'threads': torch.get_num_threads(), **({'channels_last': True} if r.get('channels_last') else {}),
              **({'same_as': r['same_as']} if 'same_as' in r else {}), # ResNet-20's KD student is the assistant (see Run.student)
              **({'assistant': {k: steps['assistant'][k] for k in ('model', 'valid_acc', 'test_acc')}} if 'assistant' in steps else {}),
              **({'heads': _heads_record(steps['heads'])} if 'heads' in steps else {})},
