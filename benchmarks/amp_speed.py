@@ -5,10 +5,11 @@ For each model and mode (float32, 'bf16', 'fp16'), in interleaved rounds so that
   train      one epoch of the training phase of a `Learner` under `to_amp` (forward, backward, SGD step)
   inference  forward passes over the same batches without gradients, under `autocasting` (as a soft-label cache is written)
 Figures are images per second, medians over rounds, and their ratios to float32. Everything runs on the CPU; `amp_native`
-records whether torch reports each mode as native there. Writes benchmarks/results/amp_speed.{json,md}.
+records whether torch reports each mode as native there. Writes benchmarks/results/<name>.{json,md} (default amp_speed).
 
     OMP_NUM_THREADS=1 python benchmarks/amp_speed.py
     OMP_NUM_THREADS=1 python benchmarks/amp_speed.py --models resnet56 --rounds 5
+    OMP_NUM_THREADS=1 python benchmarks/amp_speed.py --modes bf16 --name amp_speed_avx512   # another CPU, beside the first's file
 """
 import argparse, json, os, statistics, sys, time, warnings
 from datetime import datetime, timezone
@@ -26,7 +27,6 @@ from ihkd.fp16 import AnyDeviceMixedPrecision # `Learner.to_amp`
 from ihkd.models import get_model
 from timers import TrainTimer
 
-MODES = (None, *AMP_MODES)
 
 def parse(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -34,7 +34,9 @@ def parse(argv=None):
     p.add_argument('--n_train', type=int, default=700, help='embedded Fashion-MNIST images (train + valid)')
     p.add_argument('--bs', type=int, default=64)
     p.add_argument('--rounds', type=int, default=3)
+    p.add_argument('--modes', nargs='+', default=list(AMP_MODES), choices=AMP_MODES, help='16-bit modes, each measured against float32')
     p.add_argument('--out', default=str(Path(__file__).parent/'results'))
+    p.add_argument('--name', default='amp_speed', help="the results files' stem: name another machine's figures so that they sit beside the first's")
     return p.parse_args(argv)
 
 def train_speed(dls, name, amp):
@@ -57,21 +59,21 @@ def main(argv=None):
     warnings.simplefilter('ignore', EmulatedPrecisionWarning) # emulation is what this measures: `amp_native` records it
     set_seed(0)
     dls = fashion_mnist('embedded', bs=a.bs, n_train=a.n_train, augment=False, device='cpu')
-    models = {m: get_model(m, 10, 1) for m in a.models}
-    speed = {m: {str(amp): {'train': [], 'inference': []} for amp in MODES} for m in a.models}
+    models, modes = {m: get_model(m, 10, 1) for m in a.models}, (None, *a.modes)
+    speed = {m: {str(amp): {'train': [], 'inference': []} for amp in modes} for m in a.models}
     for r in range(a.rounds + 1): # round 0 warms up and is dropped
         for m in a.models:
-            for amp in MODES:
+            for amp in modes:
                 tr, inf = train_speed(dls, m, amp), inference_speed(dls, models[m], amp)
                 if r: speed[m][str(amp)]['train'].append(tr); speed[m][str(amp)]['inference'].append(inf)
                 print(f"round {r}{' (warm-up)' if not r else ''}: {m} {amp or 'float32'}: train {tr:.0f}, inference {inf:.0f} images/s", flush=True)
     res = {'command': f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '')} python benchmarks/amp_speed.py {' '.join(sys.argv[1:] if argv is None else argv)}".strip(),
            'date': datetime.now(timezone.utc).isoformat(timespec='seconds'), 'versions': versions(), 'cores': os.cpu_count(),
            'threads': torch.get_num_threads(), 'args': vars(a), 'images_per_epoch': len(dls.train)*a.bs,
-           'native': {amp: amp_native(amp, 'cpu') for amp in AMP_MODES}, 'images_per_s': speed}
+           'native': {amp: amp_native(amp, 'cpu') for amp in a.modes}, 'images_per_s': speed}
     out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
-    atomic_save(json.dumps(res, indent=1), out/'amp_speed.json', save=write_text)
-    atomic_save(table(res), out/'amp_speed.md', save=write_text)
+    atomic_save(json.dumps(res, indent=1), out/f'{a.name}.json', save=write_text)
+    atomic_save(table(res), out/f'{a.name}.md', save=write_text)
     print(table(res))
 
 def table(res) -> str:
