@@ -107,9 +107,10 @@ class EmulatedPrecisionWarning(UserWarning):
     "Mixed precision asked for on a device that only emulates it: correct, and many times slower than float32."
 
 def amp_native(amp:str, device_type:str='cpu') -> bool:
-    "Whether this machine's `device_type` computes mixed-precision mode `amp` in hardware, as torch reports it."
+    "Whether this machine's `device_type` trains in mixed-precision mode `amp` at hardware speed: as torch reports it, except float16 on a CPU, which never does."
     if check_amp(amp) is None: raise ValueError("amp_native needs a mixed-precision mode: float32 (None) is native everywhere.")
-    if device_type=='cpu': return (torch.ops.mkldnn._is_mkldnn_bf16_supported if amp=='bf16' else torch.ops.mkldnn._is_mkldnn_fp16_supported)()
+    # torch reports float16 on CPUs with AVX-512 FP16 or AMX-FP16, but runs a float16 convolution's backward pass there without a fast kernel
+    if device_type=='cpu': return amp=='bf16' and torch.ops.mkldnn._is_mkldnn_bf16_supported()
     if device_type=='cuda' and amp=='bf16': return torch.cuda.is_bf16_supported(including_emulation=False)
     return True
 

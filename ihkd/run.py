@@ -70,7 +70,7 @@ class Run:
         calibrate:bool=defaults.calibrate, # kd, dih, dkd, dih_dkd: fit a temperature per teacher member on the validation split and divide its logits by it
         drop:float=defaults.drop, # dgkd: chance that the teacher or the assistant sits out a batch
         cache:bool=False, # students and the assistant replay their crops and read their teachers' logits from soft-label caches built once (fitnets, at, crd and mhkd run their teacher: they read its insides)
-        amp:str|None=None, # mixed precision of every step, 'bf16' or 'fp16' (see `Learner.to_amp`): bf16 about halves the time on a CPU with bfloat16 arithmetic, and is many times slower where it is emulated (see `amp_native`)
+        amp:str|None=None, # mixed precision of every step, 'bf16' or 'fp16' (see `Learner.to_amp`): on a CPU, bf16 trains 1.6 to 1.8 times as fast as float32 where it is native and many times slower where it is emulated, and fp16 is slow on every CPU (see `amp_native`)
         channels_last:bool=False, # train every step in the channels-last memory format (see `CheckedChannelsLast`): faster on many CPUs and GPUs, the same training rounded differently, so not part of the config
         work:str|None=None, # a folder shared by runs, holding teachers, heads and assistants any of them can reuse
         quiet:bool=False, # no progress bars or training logs
