@@ -162,7 +162,7 @@ def check_native(amp):
     if not amp_native(amp, dev): sys.exit(
         f"--amp {amp}: this {dev} only emulates {amp}" + (f" (instruction set {torch.backends.cpu.get_cpu_capability()})" if dev=='cpu' else '') +
         ", which makes every step many times slower than float32 (benchmarks/amp_speed.py measures it). Run this grid where "
-        f"{amp} is native (a CPU with AVX-512 BF16 or AMX, or a GPU). A float32 grid is another grid: leave out --amp and give it its own --name.")
+        f"{amp} is native ({'a CPU with AVX-512 BF16 or AMX, or a GPU' if amp=='bf16' else 'a GPU: float16 is slow on every CPU'}). A float32 grid is another grid: leave out --amp and give it its own --name.")
 
 def make_run(args, res, seed, student, variant) -> Run:
     "The cached `Run` of one cell, sharing its pieces through the work folder."
