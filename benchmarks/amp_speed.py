@@ -5,7 +5,7 @@ For each model and mode (float32, 'bf16', 'fp16'), in interleaved rounds so that
   train      one epoch of the training phase of a `Learner` under `to_amp` (forward, backward, SGD step)
   inference  forward passes over the same batches without gradients, under `autocasting` (as a soft-label cache is written)
 Figures are images per second, medians over rounds, and their ratios to float32. Everything runs on the CPU; `amp_native`
-records whether torch reports each mode as native there. Writes benchmarks/results/<name>.{json,md} (default amp_speed).
+records whether each mode is native there. Writes benchmarks/results/<name>.{json,md} (default amp_speed).
 
     OMP_NUM_THREADS=1 python benchmarks/amp_speed.py
     OMP_NUM_THREADS=1 python benchmarks/amp_speed.py --models resnet56 --rounds 5
@@ -26,7 +26,6 @@ from ihkd.data import fashion_mnist
 from ihkd.fp16 import AnyDeviceMixedPrecision # `Learner.to_amp`
 from ihkd.models import get_model
 from timers import TrainTimer
-
 
 def parse(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
