@@ -96,6 +96,7 @@ class EpochCheckpoint(Callback):
         self.done,self.history,self.t0 = s.get('epoch', -1)+1,s.get('history', {}),time.time()-s.get('seconds', 0.)
         for cb,h in zip(self._cohorts(), s.get('cohorts', [])): cb.history = h # the per-batch losses of the epochs done
         for cb,p in zip(self._learning(), s.get('parts', [])): cb.parts.load_state_dict(p)
+        if self.state: _state_to_params(self.opt) # fastai has put the model on the data's device by now
 
     def _cohorts(self): return [cb for cb in self.learn.cbs if isinstance(cb, CohortDistill)]
     def _learning(self): return [cb for cb in self.learn.cbs if isinstance(getattr(cb, 'parts', None), nn.Module)] # callbacks that train modules of their own (FitNets' regressor)
@@ -124,6 +125,12 @@ class EpochCheckpoint(Callback):
                      'seconds': time.time()-self.t0}, self.fname)
 
 def _opt_state(opt): return {**opt.state_dict(), 'hypers': list(opt.hypers)} # plain lists: loadable as weights only
+
+def _state_to_params(opt):
+    "Move each optimizer state tensor to its parameter's device: a checkpoint loads on the CPU (`load_file`), and a fit may resume on a GPU."
+    for p,_,state,_ in opt.all_params():
+        for k,v in state.items():
+            if isinstance(v, torch.Tensor): state[k] = v.to(p.device)
 
 def _resume(learn, fname, fit):
     "The state an interrupted fit of the same step left in `fname`, loaded into `learn`; `None` if there is none."
