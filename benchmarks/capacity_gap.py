@@ -26,6 +26,10 @@ caches) and trains no student, so one process can build it on every core before 
     OMP_NUM_THREADS=2 python benchmarks/capacity_gap.py --epochs 50 --students resnet8_quarter --variants dih kd --seeds 1 --prepare
     OMP_NUM_THREADS=1 python benchmarks/capacity_gap.py --epochs 50 --students resnet8_quarter --variants dih kd --seeds 1 &   # twice
 
+A grid is pinned to the weights of the teacher that shipped when it started (their sha256): a command refuses to add to it
+once another teacher ships, and a work folder that holds another teacher is refused too. A new grid can take the old one's
+CE cells, which read no teacher: `--merge old.json` brings only those over.
+
 Another command with other students or variants, and the same grid otherwise (data, teacher, epochs, ...), extends the
 grid in the same results file: cross-architecture pairs and the other methods, for instance
 
@@ -43,6 +47,7 @@ import torch
 from ihkd.core import amp_native, atomic_save, config_diff, defaults, locked, versions, write_text
 from ihkd.models import cifar_resnet, model_names, register_model
 from ihkd.methods import get_method
+from ihkd.pretrained import ships_teacher, teacher_card
 from ihkd.run import Run
 
 VARIANTS = { # name -> (method, Run options, label)
@@ -72,7 +77,7 @@ def _narrow(f): # ResNet-8 at a fraction of its width: the far end of the capaci
 for name,f in (('resnet8_half', 0.5), ('resnet8_quarter', 0.25)):
     if name not in model_names(): register_model(name, _narrow(f))
 
-CONFIG = ('data', 'n_train', 'teacher', 'assistant', 'students', 'variants', 'epochs', 'head_epochs', 'head_lr', 'split_seed', 'bs', 'lr', 'T', 'alpha', 'amp')
+CONFIG = ('data', 'n_train', 'teacher', 'teacher_sha256', 'assistant', 'students', 'variants', 'epochs', 'head_epochs', 'head_lr', 'split_seed', 'bs', 'lr', 'T', 'alpha', 'amp')
 GRID = tuple(k for k in CONFIG if k not in ('students', 'variants')) # what makes two commands one grid: other students and variants extend it
 
 def parse(argv=None):
@@ -105,6 +110,7 @@ def parse(argv=None):
         if args.epochs is None: p.error("name the grid whose results to read: --epochs E (its file is capacity_gap_eE.json) or --name")
         args.name = f'capacity_gap_e{args.epochs}'
     args.work = args.work or f'runs/capacity-gap-e{args.epochs}'
+    args.teacher_sha256 = teacher_card(args.data, args.teacher)['sha256'] if ships_teacher(args.data, args.teacher) else None # the weights every cell distils from
     return args
 
 class Results:
@@ -119,6 +125,9 @@ class Results:
             if self.file.exists():
                 self.d = json.loads(self.file.read_text())
                 saved = self.d['config']
+                if saved.get('teacher_sha256')!=config['teacher_sha256']: sys.exit(
+                    f"{self.file} is a grid distilled from the {config['teacher']} with sha256 {_sha(saved.get('teacher_sha256'))}, and the one that ships now has "
+                    f"{_sha(config['teacher_sha256'])}: cells from two teachers would not compare. Start a new grid (--name and --work); --merge carries its CE cells over.")
                 if diff := config_diff({k: saved[k] for k in GRID}, {k: config[k] for k in GRID}): sys.exit(f"{self.file} holds another grid (saved, asked): {diff}. Use --out/--name.")
                 for k in ('students', 'variants'): saved[k] = list(dict.fromkeys(saved[k] + config[k])) # more students or variants extend the grid
                 if cmd not in self.d['commands']: self.d['commands'].append(cmd) # a restart resumes the same command
@@ -132,15 +141,22 @@ class Results:
         return any(all(r[k]==v for k,v in key.items()) for r in self.d['runs'])
 
     def merge(self, fn):
-        "Add the runs of the results file `fn` that this one lacks, each tagged with the machine it ran on, and its commands."
+        "Add the runs of the results file `fn` that this one lacks, each tagged with the machine it ran on, and its commands; of a grid with another teacher, only the cells that read none."
         o = json.loads(Path(fn).read_text())
-        if diff := config_diff({k: self.d['config'][k] for k in GRID}, {k: o['config'][k] for k in GRID}): sys.exit(f"{fn} holds another grid (here, there): {diff}")
+        here, there = ({k: c.get(k) for k in GRID} for c in (self.d['config'], o['config']))
+        other_teacher = here['teacher_sha256']!=there['teacher_sha256']
+        if other_teacher: there['teacher_sha256'] = here['teacher_sha256'] # the rest of the grid must still agree
+        if diff := config_diff(here, there): sys.exit(f"{fn} holds another grid (here, there): {diff}")
         with locked(self.lock):
             self.d = json.loads(self.file.read_text())
             key = lambda r: (r['seed'], r['student'], r['variant'])
             have = {key(r) for r in self.d['runs']}
-            new = [{**r, 'machine': o['machine']} for r in o['runs'] if key(r) not in have]
-            self.d['runs'] += new; self.d['teacher'] = self.d['teacher'] or o['teacher']
+            runs = [r for r in o['runs'] if not (other_teacher and reads_teacher(r['variant']))]
+            if other_teacher: print(f"{fn} was distilled from another {o['config']['teacher']} (sha256 {_sha(o['config'].get('teacher_sha256'))}): "
+                                    f"of its {len(o['runs'])} runs, only the {len(runs)} that read no teacher come over")
+            new = [{**r, 'machine': o['machine']} for r in runs if key(r) not in have]
+            self.d['runs'] += new
+            if not other_teacher: self.d['teacher'] = self.d['teacher'] or o['teacher']
             self.d['commands'] += [c for c in dict.fromkeys(f"{c}    # on {o['machine']['device']}" for c in o['commands']) if c not in self.d['commands']]
             self.save()
         print(f"{fn}: {len(new)} runs added, {len(o['runs'])-len(new)} already here")
@@ -153,6 +169,10 @@ class Results:
             self.save()
             atomic_save(report(self.d), self.stem.with_suffix('.md'), save=write_text)
             draw(self.d, self.stem.with_suffix('.png'))
+
+def _sha(h): return f"{h[:12]}…" if h else 'unrecorded'
+
+def reads_teacher(variant) -> bool: return bool(get_method(VARIANTS[variant][0]).needs) # all but CE: an assistant was taught by the teacher too
 
 def _machine():
     return {'cpu': platform.processor() or platform.machine(), 'cores': os.cpu_count(), 'OMP_NUM_THREADS': os.environ.get('OMP_NUM_THREADS'), **versions()}
@@ -174,7 +194,17 @@ def make_run(args, res, seed, student, variant) -> Run:
               lr=c['lr'], bs=c['bs'], seed=seed, split_seed=c['split_seed'], T=c['T'], alpha=c['alpha'], cache=True, amp=c['amp'],
               channels_last=args.channels_last, work=Path(args.work)/'shared', quiet=True, **{'head_lr': c['head_lr'], **options})
     if not run.shipped: sys.exit(f"No trained {c['teacher']} ships for {c['data']}: this benchmark distils from shipped teachers (see ihkd.pretrained).")
+    sha, where = teacher_in(run)
+    if sha!=c['teacher_sha256']: sys.exit(
+        f"{where} holds the {c['teacher']} with sha256 {_sha(sha)}, and this grid distils from {_sha(c['teacher_sha256'])}: "
+        "the shipped teacher changed since that folder was made. Give this grid a --work of its own.")
     return run
+
+def teacher_in(run) -> tuple:
+    "(sha256, where) of the shipped teacher `run` will read: the one its own record or the work folder holds already, else the one that ships now."
+    if 'teacher' in (steps := run.record['steps']): return steps['teacher'].get('shipped_sha256'), run.out/'record.json'
+    if (f := run._shared('teacher').with_suffix('.json')).exists(): return json.loads(f.read_text()).get('shipped_sha256'), f
+    return teacher_card(run.config['data'], run.config['teacher'])['sha256'], 'the package'
 
 NEEDS = {'ce': (), 'kd': ('cache_heads', 'cache_teacher'), 'dih': ('heads', 'cache_heads'), # the shared pieces a method's run may make or wait for
          'takd': ('assistant', 'cache_heads', 'cache_teacher', 'cache_assistant'), 'dgkd': ('assistant', 'cache_heads', 'cache_teacher', 'cache_assistant'),
@@ -198,7 +228,7 @@ def train(res, run, seed, student, variant):
              **({'same_as': r['same_as']} if 'same_as' in r else {}), # ResNet-20's KD student is the assistant (see Run.student)
              **({'assistant': {k: steps['assistant'][k] for k in ('model', 'valid_acc', 'test_acc')}} if 'assistant' in steps else {}),
              **({'heads': _heads_record(steps['heads'])} if 'heads' in steps else {})},
-            {k: steps['teacher'][k] for k in ('model', 'params', 'valid_acc', 'test_acc', 'shipped')})
+            {k: steps['teacher'][k] for k in ('model', 'params', 'valid_acc', 'test_acc', 'shipped', 'shipped_sha256')})
     print(f"seed {seed} {student:>15} {variant:>10}: valid {r['valid_acc']:.4f} test {r['test_acc']:.4f} ({r['seconds']} s)", flush=True)
 
 def _heads_record(step) -> dict:
@@ -270,12 +300,18 @@ def _heads_lines(d) -> list:
 
 def _fmt(m, ci): return '' if m!=m else f"{m:+.2f}" + (f" ± {ci:.2f}" if ci==ci else '')
 
+def teacher_of(d) -> dict:
+    "The grid's teacher as its cells measured it; before any cell has read it (a new grid with only merged CE cells), its model and size from its card."
+    c = d['config']
+    return d['teacher'] or {'model': c['teacher'], 'params': teacher_card(c['data'], c['teacher'])['params']}
+
 def report(d) -> str:
-    c, t = d['config'], d['teacher']
+    c, t = d['config'], teacher_of(d)
+    acc = f", valid {100*t['valid_acc']:.2f}%, test {100*t['test_acc']:.2f}%" if d['teacher'] else "; no cell has read it yet"
     lines = ["# Capacity-gap benchmark (v2)", "",
              f"Data: {c['data']}" + (f", {c['n_train']:,} training images (train + valid)" if c['n_train'] else ", the whole training split") +
              f" (validation split of seed {c['split_seed']}, the teacher's); test set evaluated once per model. Teacher: the shipped {t['model']} "
-             f"({t['params']:,} parameters, test {100*t['test_acc']:.2f}%). Heads {c['head_epochs']} epochs at lr {c['head_lr']:g} (paper heads; a variant with other "
+             f"({t['params']:,} parameters{acc}, sha256 {_sha(c.get('teacher_sha256'))}). Heads {c['head_epochs']} epochs at lr {c['head_lr']:g} (paper heads; a variant with other "
              f"heads names their lr); assistant {c['assistant']} and every student "
              f"{c['epochs']} epochs, SGD recipe at lr {c['lr']}, batch {c['bs']}, T={c['T']:g}, alpha={c['alpha']:g}"
              + (f", mixed precision {c['amp']} for every step and cache" if c['amp'] else '') + "; every student read its teachers "
@@ -319,7 +355,7 @@ def report(d) -> str:
 def gain_figure(d):
     "Gain over CE and over KD (test, paired, 95% intervals) against the teacher/student parameter ratio: one line per variant, in one colour on both panels."
     import matplotlib.pyplot as plt
-    c, t = d['config'], d['teacher']
+    c, t = d['config'], teacher_of(d)
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), sharey=True)
     params = {r['student']: r['params'] for r in d['runs']}
     ratios = sorted(t['params']/params[s] for s in c['students'] if s in params)
