@@ -156,10 +156,13 @@ class Results:
                                     f"of its {len(o['runs'])} runs, only the {len(runs)} that read no teacher come over")
             new = [{**r, 'machine': o['machine']} for r in runs if key(r) not in have]
             self.d['runs'] += new
+            for k,f in (('students', 'student'), ('variants', 'variant')): # a merged cell is part of the grid: its report shows it
+                self.d['config'][k] = list(dict.fromkeys(self.d['config'][k] + [r[f] for r in new]))
             if not other_teacher: self.d['teacher'] = self.d['teacher'] or o['teacher']
-            self.d['commands'] += [c for c in dict.fromkeys(f"{c}    # on {o['machine']['device']}" for c in o['commands']) if c not in self.d['commands']]
+            if other_teacher: self.d['commands'].append(f"# {len(new)} cells that read no teacher, merged from {fn}, a grid of another teacher: the commands that trained them are listed there")
+            else: self.d['commands'] += [c for c in dict.fromkeys(f"{c}    # on {o['machine']['device']}" for c in o['commands']) if c not in self.d['commands']]
             self.save()
-        print(f"{fn}: {len(new)} runs added, {len(o['runs'])-len(new)} already here")
+        print(f"{fn}: {len(new)} runs added, {len(runs)-len(new)} already here")
 
     def add(self, rec, teacher):
         with locked(self.lock):

@@ -7,5 +7,5 @@ rm -rf .gpu && mkdir -p .gpu/site .gpu/fmnist .gpu/shared
 for p in fastai fastcore fastdownload fasthtml fastprogress fasttransform plum beartype defusedxml itsdangerous python_multipart starlette; do cp -r "$S/$p" .gpu/site/; done
 find .gpu/site -name __pycache__ -prune -exec rm -rf {} +
 cp /usr/share/datasets/fashion-mnist/* .gpu/fmnist/
-W=${1:-runs/capacity-gap-e50-fp32}; cp "$W"/shared/teacher-* "$W"/shared/heads-* .gpu/shared/ 2>/dev/null || true
+W=${1:-runs/capacity-gap-e50-fp32-teacher50}; cp "$W"/shared/teacher-* "$W"/shared/heads-* .gpu/shared/ 2>/dev/null || true
 du -sh .gpu

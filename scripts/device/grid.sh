@@ -8,7 +8,7 @@
 cd "$(dirname "$0")/../.." && R=$PWD
 export PYTHONPATH=$R/.gpu/site:$R PYTHONUNBUFFERED=1 MPLBACKEND=Agg OMP_NUM_THREADS=1 NVIDIA_TF32_OVERRIDE=0 # float32 grids in float32, not TF32
 PY=${PY:-python3}; N=${N:-18}; DEADLINE=${DEADLINE:-500}; W=${W:-/tmp/cgw}
-GRID=${GRID:---epochs 50 --students resnet8_quarter --variants ce kd dih dih_norm dih_cal}  # the float32 grid (capacity_gap_e50_fp32): merge with --merge
+GRID=${GRID:---epochs 50 --students resnet8_quarter --variants ce kd dih dih_norm dih_cal}  # the float32 grid (capacity_gap_e50_fp32_teacher50): merge with --merge
 mkdir -p /usr/share/datasets/fashion-mnist $W/shared $OUT/logs && cp -n .gpu/fmnist/* /usr/share/datasets/fashion-mnist/ && cp -n .gpu/shared/* $W/shared/
 if [ "${MPS:-0}" = 1 ]; then export CUDA_MPS_PIPE_DIRECTORY=/tmp/mps CUDA_MPS_LOG_DIRECTORY=/tmp/mps-log; mkdir -p /tmp/mps /tmp/mps-log; nvidia-cuda-mps-control -d || exit 1; fi
 nvidia-smi -L; $PY -c "import torch, fastai, ihkd; print(torch.__version__, fastai.__version__, ihkd.__version__, torch.cuda.is_available())" || exit 1

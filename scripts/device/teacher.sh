@@ -5,7 +5,7 @@
 # Measured on an H100 (2026-11-28), ResNet-56 on full Fashion-MNIST at batch 64 in float32: 31-35 s per epoch beside two heads
 # processes (one seed's paper heads took 48 s), 24-29 s alone; launch-bound, so a 50-epoch teacher needs about 25 min, more than a
 # session's device time: the calls hand it back, and this machine resumes it.
-# Env: TEACHER (resnet56), EPOCHS (50), SEED (42), DATA (fashion-mnist), HEAD_SEEDS ("1 2"; "" for none), DEADLINE (seconds, 480).
+# Env: TEACHER (resnet56; none: the heads alone), EPOCHS (50), SEED (42), DATA (fashion-mnist), HEAD_SEEDS ("1 2"; "" for none), DEADLINE (seconds, 480).
 cd "$(dirname "$0")/../.." && R=$PWD
 export PYTHONPATH=$R/.gpu/site:$R PYTHONUNBUFFERED=1 MPLBACKEND=Agg OMP_NUM_THREADS=1 NVIDIA_TF32_OVERRIDE=0 # float32, as the CPU resumes it
 PY=${PY:-python3}; TEACHER=${TEACHER:-resnet56}; EPOCHS=${EPOCHS:-50}; SEED=${SEED:-42}; DATA=${DATA:-fashion-mnist}
@@ -17,16 +17,16 @@ $PY -c "import torch, fastai, ihkd; print(torch.__version__, fastai.__version__,
 t0=$(date +%s); heads0=$(ls $W/shared/heads-*.json 2>/dev/null | wc -l)
 cmd="ihkd teacher --data $DATA --teacher $TEACHER --train_teacher --teacher_epochs $EPOCHS --seed $SEED --quiet"
 echo "$cmd --out <folder>" > $OUT/command.txt
-$PY -c "from ihkd.cli import main; main()" ${cmd#ihkd } --out $T > $OUT/teacher.log 2>&1 & teacher=$!
+teacher=""; if [ "$TEACHER" != none ]; then $PY -c "from ihkd.cli import main; main()" ${cmd#ihkd } --out $T > $OUT/teacher.log 2>&1 & teacher=$!; fi
 helpers=""
 for s in $HEAD_SEEDS; do # --prepare makes the heads, then the caches, which cannot travel back (200 MB a seed): stopped once the heads are in
-    $PY benchmarks/capacity_gap.py --name capacity_gap_e50_fp32 --work $W --channels_last --epochs 50 --students resnet8 --variants dih \
+    $PY benchmarks/capacity_gap.py --name capacity_gap_e50_fp32_teacher50 --work $W --epochs 50 --students resnet8_quarter --variants dih \
         --seeds $s --prepare > $OUT/heads-s$s.log 2>&1 & helpers="$helpers $!"
 done
 pack() { # each file whole or not at all: a call cut short by the device's time limit still brings the last pack back
     [ -d $T ] && tar -cf $OUT/.teacher.tar -C $T . && mv $OUT/.teacher.tar $OUT/teacher.tar
     tar -cf $OUT/.heads.tar -C $W/shared $(cd $W/shared && ls heads-*) && mv $OUT/.heads.tar $OUT/heads.tar; }
-while [ $(( $(date +%s)-t0 )) -lt $DEADLINE ] && kill -0 $teacher 2>/dev/null; do
+while [ $(( $(date +%s)-t0 )) -lt $DEADLINE ] && { kill -0 $teacher 2>/dev/null || [ -n "$helpers" ]; }; do # until both are done
     sleep 10
     n=$(ls $W/shared/heads-*.json 2>/dev/null | wc -l)
     if [ -n "$helpers" ] && [ $((n-heads0)) -ge $(echo $HEAD_SEEDS | wc -w) ]; then kill $helpers; helpers=""; echo "heads done at $(( $(date +%s)-t0 )) s"; fi
