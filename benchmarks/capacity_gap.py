@@ -158,9 +158,10 @@ class Results:
             self.d['runs'] += new
             for k,f in (('students', 'student'), ('variants', 'variant')): # a merged cell is part of the grid: its report shows it
                 self.d['config'][k] = list(dict.fromkeys(self.d['config'][k] + [r[f] for r in new]))
-            if not other_teacher: self.d['teacher'] = self.d['teacher'] or o['teacher']
             if other_teacher: self.d['commands'].append(f"# {len(new)} cells that read no teacher, merged from {fn}, a grid of another teacher: the commands that trained them are listed there")
-            else: self.d['commands'] += [c for c in dict.fromkeys(f"{c}    # on {o['machine']['device']}" for c in o['commands']) if c not in self.d['commands']]
+            else:
+                self.d['teacher'] = self.d['teacher'] or o['teacher']
+                self.d['commands'] += [c for c in dict.fromkeys(f"{c}    # on {o['machine']['device']}" for c in o['commands']) if c not in self.d['commands']]
             self.save()
         print(f"{fn}: {len(new)} runs added, {len(runs)-len(new)} already here")
 
