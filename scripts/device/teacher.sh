@@ -16,15 +16,16 @@ command -v nvidia-smi >/dev/null && nvidia-smi -L
 $PY -c "import torch, fastai, ihkd; print(torch.__version__, fastai.__version__, ihkd.__version__, torch.cuda.is_available())" || exit 1
 t0=$(date +%s); heads0=$(ls $W/shared/heads-*.json 2>/dev/null | wc -l)
 cmd="ihkd teacher --data $DATA --teacher $TEACHER --train_teacher --teacher_epochs $EPOCHS --seed $SEED --quiet"
-echo "$cmd --out <folder>" > $OUT/command.txt
-teacher=""; if [ "$TEACHER" != none ]; then $PY -c "from ihkd.cli import main; main()" ${cmd#ihkd } --out $T > $OUT/teacher.log 2>&1 & teacher=$!; fi
+teacher=""; if [ "$TEACHER" != none ]; then # with none, no teacher trains, and command.txt and teacher.tar name none
+    echo "$cmd --out <folder>" > $OUT/command.txt
+    $PY -c "from ihkd.cli import main; main()" ${cmd#ihkd } --out $T > $OUT/teacher.log 2>&1 & teacher=$!; fi
 helpers=""
 for s in $HEAD_SEEDS; do # --prepare makes the heads, then the caches, which cannot travel back (200 MB a seed): stopped once the heads are in
     $PY benchmarks/capacity_gap.py --name capacity_gap_e50_fp32_teacher50 --work $W --epochs 50 --students resnet8_quarter --variants dih \
         --seeds $s --prepare > $OUT/heads-s$s.log 2>&1 & helpers="$helpers $!"
 done
 pack() { # each file whole or not at all: a call cut short by the device's time limit still brings the last pack back
-    [ -d $T ] && tar -cf $OUT/.teacher.tar -C $T . && mv $OUT/.teacher.tar $OUT/teacher.tar
+    [ -n "$teacher" ] && [ -d $T ] && tar -cf $OUT/.teacher.tar -C $T . && mv $OUT/.teacher.tar $OUT/teacher.tar
     tar -cf $OUT/.heads.tar -C $W/shared $(cd $W/shared && ls heads-*) && mv $OUT/.heads.tar $OUT/heads.tar; }
 while [ $(( $(date +%s)-t0 )) -lt $DEADLINE ] && { kill -0 $teacher 2>/dev/null || [ -n "$helpers" ]; }; do # until both are done
     sleep 10
