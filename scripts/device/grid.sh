@@ -5,13 +5,11 @@
 # A 50-epoch cell thus needs 10 min or more, so one session's 15 device minutes finish no cell of that grid: GPU time pays off for grids
 # whose cells fit it. Those processes took turns on the GPU; MPS=1 starts NVIDIA's Multi-Process Service, which runs their small kernels
 # side by side. It started on an H100 and served a CUDA op there (2026-11-27); what it does to the grid's speed is not measured yet.
-cd "$(dirname "$0")/../.." && R=$PWD
-export PYTHONPATH=$R/.gpu/site:$R PYTHONUNBUFFERED=1 MPLBACKEND=Agg OMP_NUM_THREADS=1 NVIDIA_TF32_OVERRIDE=0 # float32 grids in float32, not TF32
-PY=${PY:-python3}; N=${N:-18}; DEADLINE=${DEADLINE:-500}; W=${W:-/tmp/cgw}
+source "$(dirname "$0")/setup.sh"
+N=${N:-18}; DEADLINE=${DEADLINE:-500}
 GRID=${GRID:---epochs 50 --students resnet8_quarter --variants ce kd dih dih_norm dih_cal}  # the float32 grid (capacity_gap_e50_fp32_teacher50): merge with --merge
-mkdir -p /usr/share/datasets/fashion-mnist $W/shared $OUT/logs && cp -n .gpu/fmnist/* /usr/share/datasets/fashion-mnist/ && cp -n .gpu/shared/* $W/shared/
+mkdir -p $OUT/logs
 if [ "${MPS:-0}" = 1 ]; then export CUDA_MPS_PIPE_DIRECTORY=/tmp/mps CUDA_MPS_LOG_DIRECTORY=/tmp/mps-log; mkdir -p /tmp/mps /tmp/mps-log; nvidia-cuda-mps-control -d || exit 1; fi
-nvidia-smi -L; $PY -c "import torch, fastai, ihkd; print(torch.__version__, fastai.__version__, ihkd.__version__, torch.cuda.is_available())" || exit 1
 t0=$(date +%s)
 $PY benchmarks/capacity_gap.py --data embedded --n_train 1000 --teacher resnet20 --students resnet8_quarter --variants ce kd dih dih_cal --epochs 1 --seeds 0 \
     --out /tmp/smoke --work /tmp/smoke-work --amp bf16 > $OUT/smoke.log 2>&1 & smoke=$!

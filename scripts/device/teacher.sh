@@ -6,14 +6,10 @@
 # processes (one seed's paper heads took 48 s), 24-29 s alone; launch-bound, so a 50-epoch teacher needs about 25 min, more than a
 # session's device time: the calls hand it back, and this machine resumes it.
 # Env: TEACHER (resnet56; none: the heads alone), EPOCHS (50), SEED (42), DATA (fashion-mnist), HEAD_SEEDS ("1 2"; "" for none), DEADLINE (seconds, 480).
-cd "$(dirname "$0")/../.." && R=$PWD
-export PYTHONPATH=$R/.gpu/site:$R PYTHONUNBUFFERED=1 MPLBACKEND=Agg OMP_NUM_THREADS=1 NVIDIA_TF32_OVERRIDE=0 # float32, as the CPU resumes it
-PY=${PY:-python3}; TEACHER=${TEACHER:-resnet56}; EPOCHS=${EPOCHS:-50}; SEED=${SEED:-42}; DATA=${DATA:-fashion-mnist}
-HEAD_SEEDS=${HEAD_SEEDS-1 2}; DEADLINE=${DEADLINE:-480}; T=${T:-/tmp/teacher}; W=${W:-/tmp/cgw}
+source "$(dirname "$0")/setup.sh"
+TEACHER=${TEACHER:-resnet56}; EPOCHS=${EPOCHS:-50}; SEED=${SEED:-42}; DATA=${DATA:-fashion-mnist}
+HEAD_SEEDS=${HEAD_SEEDS-1 2}; DEADLINE=${DEADLINE:-480}; T=${T:-/tmp/teacher}
 [ -d .gpu/teacher ] && [ ! -d $T ] && cp -r .gpu/teacher $T # a teacher folder an earlier call handed back: resumed, on the GPU too
-mkdir -p /usr/share/datasets/fashion-mnist $W/shared && cp -n .gpu/fmnist/* /usr/share/datasets/fashion-mnist/ && cp -n .gpu/shared/* $W/shared/
-command -v nvidia-smi >/dev/null && nvidia-smi -L
-$PY -c "import torch, fastai, ihkd; print(torch.__version__, fastai.__version__, ihkd.__version__, torch.cuda.is_available())" || exit 1
 t0=$(date +%s); heads0=$(ls $W/shared/heads-*.json 2>/dev/null | wc -l)
 cmd="ihkd teacher --data $DATA --teacher $TEACHER --train_teacher --teacher_epochs $EPOCHS --seed $SEED --quiet"
 teacher=""; if [ "$TEACHER" != none ]; then # with none, no teacher trains, and command.txt and teacher.tar name none
