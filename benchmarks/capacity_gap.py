@@ -347,11 +347,11 @@ def report(d) -> str:
             lines += ["Trained on: " + '; '.join(f"{dev}: " + ', '.join(f"{r['variant']} s{r['seed']}" for r in rs if _device(d, r)==dev) for dev in sorted(devs)) + ".", ""]
         elif devs!={_device(d, {})}: # a whole student from another machine
             lines += [f"Trained on: {devs.pop()}, every cell" + (" (merged)" if all('machine' in r for r in rs) else '') + ".", ""]
-    others = {json.dumps(r['machine'], sort_keys=True) for r in d['runs'] if 'machine' in r}
+    others = {json.dumps(r['machine'], sort_keys=True) for r in d['runs'] if 'machine' in r} # merged cells keep the machine their grid started on
     where = Counter(_device(d, r) for r in d['runs'])
     moved = set(where) - {_device(d, {})} # cells that trained elsewhere: the grid's first machine alone would misname them
     lines += [f"Machine{' where the grid started' if moved else ''}: {_machine_line(d['machine'])}."] + [
-              f"Merged runs' machine: {_machine_line(json.loads(m))}." for m in sorted(others)] + (
+              f"Merged from a grid that started on: {_machine_line(json.loads(m))}." for m in sorted(others)] + (
               [f"Cells by where they trained: {', '.join(f'{k} {n}' for k,n in sorted(where.items()))}."] if moved else []) + [
               f"Started {d['started']}, last update {d.get('updated', '-')}.", "", "Commands:", "", *[f"    {x}" for x in d['commands']], ""]
     return '\n'.join(lines)
