@@ -276,9 +276,12 @@ def verdict(d, student, variant, base, split='test_acc') -> str|None:
     return 'win' if m-ci>0 else 'loss' if m+ci<0 else 'tie'
 
 def _verdicts(d, student, base, split='test_acc') -> str:
+    "The variants that win, tie and lose against `base`; a win or loss from two seeds is marked provisional, as one degree of freedom lets two differences that agree by chance give a narrow interval."
     by = {}
     for v in d['config']['variants']:
-        if v!=base and (w := verdict(d, student, v, base, split)): by.setdefault(w, []).append(VARIANTS[v][2])
+        if v!=base and (w := verdict(d, student, v, base, split)):
+            few = w!='tie' and len(paired(d, student, v, base, split))<3
+            by.setdefault(w, []).append(VARIANTS[v][2] + (' (two seeds: provisional)' if few else ''))
     return '; '.join(f"{plural}: {', '.join(by[w])}" for w,plural in (('win', 'wins'), ('tie', 'ties'), ('loss', 'losses')) if w in by) or 'none yet (under two paired seeds)'
 
 def _device(d, r) -> str:
@@ -341,6 +344,9 @@ def report(d) -> str:
                          + ' | '.join(_fmt(*mean_ci(paired(d, s, v, b, split))) if v!=b else '' for split in ('test_acc', 'valid_acc') for b in ('ce', 'kd')) + " |")
         lines += ["", f"On test accuracy (95% interval above 0, around it, or below), against CE: {_verdicts(d, s, 'ce')}. Against KD: {_verdicts(d, s, 'kd')}.", "",
                   f"On validation accuracy, against CE: {_verdicts(d, s, 'ce', 'valid_acc')}. Against KD: {_verdicts(d, s, 'kd', 'valid_acc')}.", ""]
+        if any('provisional' in l for l in lines[-4:]): # say once per student why two seeds do not settle a verdict
+            lines += [f"A win or loss from two seeds is provisional: with one degree of freedom its 95% interval reaches {T95[2]:g} standard errors either side of the mean, "
+                      "so it is narrow only where the two differences happen to agree; a third seed may widen it.", ""]
         if last := [r for r in rs if r.get('channels_last')]: # the same training in another memory format, rounded differently: say which cells
             lines += ["Trained in the channels-last memory format: " + ('every cell' if len(last)==len(rs) else ', '.join(f"{r['variant']} s{r['seed']}" for r in last)) + ".", ""]
         if len(devs := {_device(d, r) for r in rs})>1: # say which cells ran where: their differences mix machines
