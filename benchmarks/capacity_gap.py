@@ -9,7 +9,7 @@ stopped. Several processes (one per core) may work on one grid: each takes the n
 is training (an advisory lock per cell, released when its process ends, however it ends), leaving for later a cell whose
 teacher piece (heads, assistant, soft-label cache) another process is making.
 
-The report gives, per student, each variant's validation and test accuracy and its paired per-seed difference against
+The report opens with every method's verdicts against CE and against KD, a table per split, and then gives, per student, each variant's validation and test accuracy and its paired per-seed difference against
 CE and against KD with 95% t intervals, and the epoch at which CE's validation accuracy peaked (the last epoch means
 the students may not have converged). The plot is the paper's claim: gain over CE and over KD against the
 teacher/student parameter ratio, one line per method.
@@ -284,6 +284,21 @@ def _verdicts(d, student, base, split='test_acc') -> str:
             by.setdefault(w, []).append(VARIANTS[v][2] + (' (two seeds: provisional)' if few else ''))
     return '; '.join(f"{plural}: {', '.join(by[w])}" for w,plural in (('win', 'wins'), ('tie', 'ties'), ('loss', 'losses')) if w in by) or 'none yet (under two paired seeds)'
 
+def _word(d, student, variant, base, split) -> str:
+    "The verdict of `variant` against `base` as a table shows it: with its paired seeds in brackets where they are fewer than three, '·' under two, '—' against itself."
+    if variant==base: return '—'
+    n = len(paired(d, student, variant, base, split))
+    return '·' if n<2 else verdict(d, student, variant, base, split) + (f" ({n})" if n<3 else '')
+
+def verdict_table(d, split='test_acc') -> str:
+    "A markdown table of every variant's verdicts against CE and against KD on `split`, a row per student with its teacher/student ratio."
+    c, t = d['config'], teacher_of(d)
+    params = {r['student']: r['params'] for r in d['runs']}
+    vs = sorted((v for v in c['variants'] if v!='ce'), key=list(VARIANTS).index) # KD, the assistant methods, then DIH's forms, in every grid
+    rows = [f"| {s} ({t['params']/params[s]:.1f}) | " + ' | '.join(f"{_word(d, s, v, 'ce', split)} / {_word(d, s, v, 'kd', split)}" for v in vs) + " |"
+            for s in c['students'] if s in params]
+    return '\n'.join([f"| student (ratio) | {' | '.join(VARIANTS[v][2] for v in vs)} |", '|---|' + '---|'*len(vs), *rows])
+
 def _device(d, r) -> str:
     "Where run `r` trained: its device, a CPU with its instruction set (CPUs of different sets round differently); runs that predate either field: their machine's."
     m = r.get('machine', d['machine'])
@@ -326,6 +341,10 @@ def report(d) -> str:
     if assistants := {r['seed']: r['assistant'] for r in d['runs'] if 'assistant' in r}: # the same assistant teaches every student of a seed
         lines += [f"The assistants (KD from the teacher), by seed: " + '; '.join(f"{s}: {a['model']}, valid {100*a['valid_acc']:.2f}%, test "
                   f"{100*a['test_acc']:.2f}%" for s,a in sorted(assistants.items())) + ".", ""]
+    if set(c['variants'])-{'ce'}: # a grid of CE alone compares nothing
+        lines += ["## Verdicts", "", "Each method against CE / against KD: win where the 95% interval of its paired difference is above 0, loss where it is below, "
+                  "tie where it holds 0; in brackets the paired seeds where they are fewer than three (two make a verdict provisional), · under two.", ""]
+        for split, name in (('test_acc', 'test'), ('valid_acc', 'validation')): lines += [f"On {name} accuracy:", "", verdict_table(d, split), ""]
     lines += _heads_lines(d)
     for s in c['students']:
         rs = [r for r in d['runs'] if r['student']==s]
