@@ -9,9 +9,9 @@ stopped. Several processes (one per core) may work on one grid: each takes the n
 is training (an advisory lock per cell, released when its process ends, however it ends), leaving for later a cell whose
 teacher piece (heads, assistant, soft-label cache) another process is making.
 
-The report opens with every method's verdicts against CE and against KD, a table per split, and then gives, per student, each variant's validation and test accuracy and its paired per-seed difference against
-CE and against KD with 95% t intervals, and the epoch at which CE's validation accuracy peaked (the last epoch means
-the students may not have converged). The plot is the paper's claim: gain over CE and over KD against the
+The report opens with every method's verdicts against CE and against KD, a table per split. Then, per student, it gives
+each variant's validation and test accuracy and its paired per-seed difference against CE and against KD with 95% t
+intervals, and the epoch at which CE's validation accuracy peaked (the last epoch means the students may not have converged). The plot is the paper's claim: gain over CE and over KD against the
 teacher/student parameter ratio, one line per method.
 
     OMP_NUM_THREADS=1 python benchmarks/capacity_gap.py --epochs 50 --amp bf16 &              # the grid: one process per core
