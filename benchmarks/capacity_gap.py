@@ -299,6 +299,10 @@ def verdict_table(d, split='test_acc') -> str:
             for s in c['students'] if s in params]
     return '\n'.join([f"| student (ratio) | {' | '.join(VARIANTS[v][2] for v in vs)} |", '|---|' + '---|'*len(vs), *rows])
 
+def verdict_tables(d) -> str:
+    "`verdict_table` on test accuracy, then on validation accuracy, each under its name."
+    return '\n\n'.join(f"On {name} accuracy:\n\n{verdict_table(d, split)}" for split, name in (('test_acc', 'test'), ('valid_acc', 'validation')))
+
 def _device(d, r) -> str:
     "Where run `r` trained: its device, a CPU with its instruction set (CPUs of different sets round differently); runs that predate either field: their machine's."
     m = r.get('machine', d['machine'])
@@ -344,7 +348,7 @@ def report(d) -> str:
     if set(c['variants'])-{'ce'}: # a grid of CE alone compares nothing
         lines += ["## Verdicts", "", "Each method against CE / against KD: win where the 95% interval of its paired difference is above 0, loss where it is below, "
                   "tie where it holds 0; in brackets the paired seeds where they are fewer than three (two make a verdict provisional), · under two.", ""]
-        for split, name in (('test_acc', 'test'), ('valid_acc', 'validation')): lines += [f"On {name} accuracy:", "", verdict_table(d, split), ""]
+        lines += [verdict_tables(d), ""]
     lines += _heads_lines(d)
     for s in c['students']:
         rs = [r for r in d['runs'] if r['student']==s]
