@@ -37,7 +37,7 @@ grid in the same results file: cross-architecture pairs and the other methods, f
         --variants ce kd dih dkd fitnets at crd mhkd
 """
 from __future__ import annotations
-import argparse, fcntl, json, math, os, platform, shlex, statistics, sys, time
+import argparse, fcntl, json, math, os, shlex, statistics, sys, time
 from collections import Counter
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -179,7 +179,7 @@ def _sha(h): return f"{h[:12]}…" if h else 'unrecorded'
 def reads_teacher(variant) -> bool: return bool(get_method(VARIANTS[variant][0]).needs) # all but CE: an assistant was taught by the teacher too
 
 def _machine():
-    return {'cpu': platform.processor() or platform.machine(), 'cores': os.cpu_count(), 'OMP_NUM_THREADS': os.environ.get('OMP_NUM_THREADS'), **versions()}
+    return {'cores': os.cpu_count(), 'OMP_NUM_THREADS': os.environ.get('OMP_NUM_THREADS'), **versions()} # versions() names the cpu
 
 def check_native(amp):
     "Refuse a grid in mixed precision `amp` on a device that only emulates it: each of its cells would run many times slower than in float32."
@@ -228,7 +228,7 @@ def train(res, run, seed, student, variant):
     r, v = steps[f'student_{method}'], versions()
     res.add({'seed': seed, 'student': student, 'variant': variant, 'params': r['params'], 'valid_acc': r['valid_acc'], 'test_acc': r['test_acc'],
              'seconds': r['seconds'], 'wall_s': round(time.time()-t0, 1), 'valid_history': r['history'].get('accuracy'), 'device': v['device'],
-             **({'cpu_isa': v['cpu_isa']} if v['device']=='cpu' else {}), 'threads': torch.get_num_threads(), **({'channels_last': True} if r.get('channels_last') else {}),
+             **({k: v[k] for k in ('cpu', 'cpu_isa')} if v['device']=='cpu' else {}), 'threads': torch.get_num_threads(), **({'channels_last': True} if r.get('channels_last') else {}),
              **({'same_as': r['same_as']} if 'same_as' in r else {}), # ResNet-20's KD student is the assistant (see Run.student)
              **({'assistant': {k: steps['assistant'][k] for k in ('model', 'valid_acc', 'test_acc')}} if 'assistant' in steps else {}),
              **({'heads': _heads_record(steps['heads'])} if 'heads' in steps else {})},
@@ -304,10 +304,11 @@ def verdict_tables(d) -> str:
     return '\n\n'.join(f"On {name} accuracy:\n\n{verdict_table(d, split)}" for split, name in (('test_acc', 'test'), ('valid_acc', 'validation')))
 
 def _device(d, r) -> str:
-    "Where run `r` trained: its device, a CPU with its instruction set (CPUs of different sets round differently); runs that predate either field: their machine's."
+    "Where run `r` trained: its device, a CPU with its model and instruction set (each CPU rounds its own way, at its own speed); runs that predate a field: their machine's."
     m = r.get('machine', d['machine'])
     dev, isa = r.get('device') or m['device'], r.get('cpu_isa') or m.get('cpu_isa')
-    return f"cpu ({isa})" if dev=='cpu' and isa else dev
+    model = r.get('cpu') or (m.get('cpu') if m.get('cpu')!=m.get('machine') else None) # older records hold the architecture there, not the model
+    return f"cpu ({', '.join(filter(None, (model, isa)))})" if dev=='cpu' and (model or isa) else dev
 
 def _machine_line(m): return f"{m['cpu']}" + (f" ({m['cpu_isa']})" if m.get('cpu_isa') else '') + f", {m['cores']} cores, OMP_NUM_THREADS={m['OMP_NUM_THREADS']}, device {m['device']}; ihkd {m['ihkd']}, torch {m['torch']}, fastai {m['fastai']}"
 

@@ -17,8 +17,9 @@ import ihkd
 # %% auto #0
 __all__ = ['defaults', 'AMP_MODES', 'evaluating', 'dummy_batch', 'input_hint', 'model_device', 'n_params', 'available_bytes',
            'size_text', 'MemoryRefused', 'check_memory', 'models_list', 'EmulatedPrecisionWarning', 'amp_native',
-           'check_amp', 'autocasting', 'versions', 'cohort_names', 'cohort_logits', 'cohort_predictions', 'atomic_save',
-           'write_text', 'locked', 'CheckpointError', 'load_file', 'file_sha256', 'state_sha256', 'config_diff']
+           'check_amp', 'autocasting', 'cpu_name', 'versions', 'cohort_names', 'cohort_logits', 'cohort_predictions',
+           'atomic_save', 'write_text', 'locked', 'CheckpointError', 'load_file', 'file_sha256', 'state_sha256',
+           'config_diff']
 
 # %% ../nbs/00_core.ipynb #28b215ba
 defaults = SimpleNamespace(
@@ -129,11 +130,19 @@ def autocasting(model:nn.Module, amp:str|None):
     return torch.autocast(dev, dtype=AMP_MODES[amp]) if check_amp(amp, dev) else nullcontext()
 
 # %% ../nbs/00_core.ipynb #490b464f
+def cpu_name(cpuinfo='/proc/cpuinfo') -> str:
+    "The CPU's model name where Linux gives one (two CPUs with one instruction set still differ in speed and rounding), else what `platform` knows."
+    if os.path.exists(cpuinfo):
+        for line in Path(cpuinfo).read_text(errors='replace').splitlines():
+            key, _, value = line.partition(':')
+            if key.strip()=='model name' and value.strip(): return value.strip()
+    return platform.processor() or platform.machine()
+
 def versions() -> dict:
     "Versions of the software and the machine a result came from, for the records that runs and benchmarks write."
     return {'ihkd': ihkd.__version__, 'torch': torch.__version__, 'fastai': fastai.__version__, 'python': platform.python_version(),
             'machine': platform.machine(), 'device': torch.cuda.get_device_name() if torch.cuda.is_available() else 'cpu',
-            'cpu_isa': torch.backends.cpu.get_cpu_capability()} # AVX2, AVX512...: whether 16-bit floats are native (see `amp_native`)
+            'cpu': cpu_name(), 'cpu_isa': torch.backends.cpu.get_cpu_capability()} # AVX2, AVX512...: whether 16-bit floats are native (see `amp_native`)
 
 # %% ../nbs/00_core.ipynb #cfe4edec
 def cohort_names(cohort:nn.Module) -> list:
