@@ -288,10 +288,10 @@ def student(self:Run, method:str) -> nn.Module:
 
 @patch
 def _is_assistant(self:Run, method) -> bool:
-    "Whether the student of `method` would train exactly as the assistant did, which this run or `work` already holds: KD, without temperatures, of the assistant's model."
+    "Whether the student of `method` trains exactly as the assistant does (KD, without temperatures, of the assistant's model), and so is the assistant: held by this run, or in `work`."
     c = self.config
     if method!='kd' or c['student']!=c['assistant'] or c['calibrate']: return False
-    return 'assistant' in self.record['steps'] or (self.work is not None and self._shared('assistant').with_suffix('.json').exists())
+    return 'assistant' in self.record['steps'] or self.work is not None # in `work` it is taken there, or trained as the assistant for the runs that share it
 
 @patch
 def _take_assistant(self:Run, step, load):
