@@ -216,7 +216,7 @@ NEEDS = {'ce': (), 'kd': ('cache_heads', 'cache_teacher'), 'dih': ('heads', 'cac
 
 def busy(run, method) -> bool:
     "Whether another process is making a shared piece that `run` needs (its lock in the work folder is held): starting it now would only wait."
-    for step in NEEDS[method]:
+    for step in NEEDS[method] + (('assistant',) if run._is_assistant(method) else ()): # a KD student of the assistant's model is the assistant
         with claimed(run.work/f'.{step}-{run.key(step)}.lock') as free:
             if not free: return True
     return False
